@@ -1,0 +1,286 @@
+r"""NNGP kernels of the scaled ResNet and of the MLP comparator, as plain functions.
+
+Inputs ``X1`` (N, d) and ``X2`` (M, d), NumPy or JAX; out a float64 (N, M) matrix, a NumPy array
+(a JAX array when ``X1`` is one), whatever the caller's JAX x64 setting.
+
+Every kernel starts from the input layer's covariance
+:math:`q_0(a, b) = \sigma_w^2 \langle a, b\rangle / d + \sigma_b^2 = \langle\tilde a, \tilde b\rangle`
+with augmented inputs :math:`\tilde a = (\sigma_w a/\sqrt d, \sigma_b)`. Rows are kept as unit
+vectors ``z`` and norms ``n`` (:math:`q_0(a,b) = n_a n_b \langle z_a, z_b\rangle`), which keeps
+correlations exact for very large or very small inputs.
+
+Finite depth uses one recursion for both networks (THEORY.md), layer by layer,
+
+.. math:: q_l = s_l\, q_{l-1} + g_l\, \check\phi(q_{l-1}) + c_l,
+
+ResNet: :math:`s_l = 1, g_l = \alpha_l^2, c_l = 0`; MLP: :math:`s_l = 0, g_l = \sigma_w^2,
+c_l = \sigma_b^2`. Infinite depth (ResNet, ReLU) evaluates the tabulated angle flow of
+:mod:`resgp.relu_flow`: :math:`K(a,b) = n_a n_b e^{T/2} \cos\theta_T(\theta_0)`.
+
+Large inputs are computed in tiles of at most ``TILE`` rows and columns, so memory stays within
+the output matrix plus a few tiles; for ``X2=None`` only tiles on and above the diagonal are
+computed and the result is exactly symmetric.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import relu_flow
+from ._validation import (
+    check_branch_scales,
+    check_depth,
+    check_inputs,
+    check_pair,
+    check_variance,
+)
+from ._x64 import float64
+from .activations import Activation, get_activation
+
+TILE = 2048
+
+__all__ = ["resnet_nngp", "resnet_nngp_diag", "mlp_nngp", "mlp_nngp_diag"]
+
+
+# ----------------------------------------------------------------------------- settings
+
+
+def _resnet_layers(depth, branch_variance, branch_scales):
+    """Per-layer (skip, gain, shift) of the ResNet recursion, or None for infinite depth."""
+    depth = check_depth(depth, allow_none=True)
+    if branch_scales is not None:
+        if branch_variance != 1.0:
+            raise ValueError(
+                "give branch_variance or branch_scales, not both: branch_scales fixes the "
+                "branch variances alpha_l^2 (their sum plays the role of branch_variance)"
+            )
+        gains = check_branch_scales(branch_scales, depth) ** 2
+    else:
+        T = check_variance("branch_variance", branch_variance)
+        if depth is None:
+            return None, T
+        gains = np.full(depth, T / depth)
+    return (np.ones_like(gains), gains, np.zeros_like(gains)), float(gains.sum())
+
+
+def _mlp_layers(depth, weight_variance, bias_variance):
+    depth = check_depth(depth, allow_none=False)
+    return np.zeros(depth), np.full(depth, weight_variance), np.full(depth, bias_variance)
+
+
+def _features(X: np.ndarray, weight_variance: float, bias_variance: float):
+    """Unit rows z (N, d+1) and norms n (N,) of the augmented inputs (sigma_w x / sqrt d, sigma_b)."""
+    A = np.empty((X.shape[0], X.shape[1] + 1))
+    A[:, :-1] = X * np.sqrt(weight_variance / X.shape[1])
+    A[:, -1] = np.sqrt(bias_variance)
+    peak = np.abs(A).max(axis=1)  # scale first: no overflow or underflow in the squares
+    A /= np.where(peak > 0, peak, 1.0)[:, None]
+    unit_norm = np.sqrt(np.einsum("ij,ij->i", A, A))
+    A /= np.where(unit_norm > 0, unit_norm, 1.0)[:, None]
+    return A, peak * unit_norm
+
+
+# ----------------------------------------------------------------------------- tile kernels
+
+
+def _correlations(z1, z2, diagonal: bool):
+    rho = jnp.clip(z1 @ z2.T, -1.0, 1.0)
+    if diagonal:  # a diagonal tile of K(X, X): exactly symmetric, exactly 1 on the diagonal
+        rho = 0.5 * (rho + rho.T)
+        rho = rho.at[jnp.diag_indices(rho.shape[0])].set(1.0)
+    return rho
+
+
+@partial(jax.jit, static_argnames=("diagonal",))
+def _relu_limit_tile(z1, n1, z2, n2, coefs, T, *, diagonal):
+    rho_T = relu_flow.lookup(coefs, _correlations(z1, z2, diagonal))
+    return (n1 * jnp.exp(0.5 * T))[:, None] * n2[None, :] * rho_T
+
+
+def _recursion(q11, q22, q12, layers, dual):
+    """Run q_l = s q + g dual(q) + c over the layers for row variances and the cross term."""
+    skips, gains, shifts = layers
+
+    def step(carry, layer):
+        a, b, ab = carry
+        s, g, c = layer
+        ab = s * ab + g * dual(a[:, None], b[None, :], ab) + c
+        a = s * a + g * dual(a, a, a) + c
+        b = s * b + g * dual(b, b, b) + c
+        return (a, b, ab), None
+
+    (_, _, q12), _ = jax.lax.scan(step, (q11, q22, q12), (skips, gains, shifts))
+    return q12
+
+
+@partial(jax.jit, static_argnames=("dual", "diagonal"))
+def _recursion_tile(z1, n1, z2, n2, layers, *, dual, diagonal):
+    q12 = n1[:, None] * n2[None, :] * _correlations(z1, z2, diagonal)
+    return _recursion(n1 * n1, n2 * n2, q12, layers, dual)
+
+
+@partial(jax.jit, static_argnames=("dual",))
+def _recursion_diag(n, layers, *, dual):
+    def step(q, layer):
+        s, g, c = layer
+        return s * q + g * dual(q, q, q) + c, None
+
+    q, _ = jax.lax.scan(step, n * n, layers)
+    return q
+
+
+_relu_table = jax.jit(relu_flow.table)
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def _blocks(n: int):
+    count = -(-n // TILE)
+    size = -(-n // count)
+    return [(s, min(s + size, n)) for s in range(0, n, size)]
+
+
+def _tiled(tile_fn, f1, f2):
+    """Assemble the (N, M) matrix tile by tile; f2=None means K(X1, X1), computed symmetric."""
+    (z1, n1), (z2, n2) = f1, (f2 if f2 is not None else f1)
+    out = np.empty((len(n1), len(n2)))
+    rows, cols = _blocks(len(n1)), _blocks(len(n2))
+    for bi, (i0, i1) in enumerate(rows):
+        for bj, (j0, j1) in enumerate(cols):
+            if f2 is None and bj < bi:
+                continue
+            diagonal = f2 is None and bi == bj
+            block = np.asarray(tile_fn(z1[i0:i1], n1[i0:i1], z2[j0:j1], n2[j0:j1], diagonal=diagonal))
+            # XLA may round an entry and its mirror image differently: average the two
+            out[i0:i1, j0:j1] = 0.5 * (block + block.T) if diagonal else block
+            if f2 is None and bj > bi:
+                out[j0:j1, i0:i1] = out[i0:i1, j0:j1].T
+    return out
+
+
+def _output(K: np.ndarray, like):
+    if isinstance(like, jax.Array):
+        with float64():
+            return jnp.asarray(K)
+    return K
+
+
+def _gram(X1, X2, layers, T, activation: Activation, weight_variance, bias_variance):
+    f1 = _features(X1, weight_variance, bias_variance)
+    f2 = None if X2 is None else _features(X2, weight_variance, bias_variance)
+    with float64():
+        if layers is not None:
+            layers = tuple(jnp.asarray(a) for a in layers)
+            tile_fn = partial(_recursion_tile, layers=layers, dual=activation.dual)
+        elif activation.name == "relu":
+            T = jnp.float64(T)
+            tile_fn = partial(_relu_limit_tile, coefs=_relu_table(T)[relu_flow.VALUE], T=T)
+        else:
+            raise NotImplementedError(
+                f"the infinite-depth kernel for activation {activation.name!r} is not available yet"
+            )
+        return _tiled(tile_fn, f1, f2)
+
+
+def _diag(X, layers, T, activation: Activation, weight_variance, bias_variance):
+    _, n = _features(X, weight_variance, bias_variance)
+    if layers is None:
+        if activation.name != "relu":
+            raise NotImplementedError(
+                f"the infinite-depth kernel for activation {activation.name!r} is not available yet"
+            )
+        return n * n * np.exp(0.5 * T)  # q_T(a, a) = q_0(a, a) e^{T/2}
+    with float64():
+        layers = tuple(jnp.asarray(a) for a in layers)
+        return np.asarray(_recursion_diag(jnp.asarray(n), layers, dual=activation.dual))
+
+
+def _common(weight_variance, bias_variance, activation):
+    return (
+        get_activation(activation),
+        check_variance("weight_variance", weight_variance),
+        check_variance("bias_variance", bias_variance, allow_zero=True),
+    )
+
+
+# ----------------------------------------------------------------------------- public API
+
+
+def resnet_nngp(
+    X1,
+    X2=None,
+    *,
+    depth=None,
+    branch_variance=1.0,
+    weight_variance=1.0,
+    bias_variance=0.0,
+    activation="relu",
+    branch_scales=None,
+):
+    r"""NNGP kernel of the infinitely wide ResNet with branches scaled by :math:`\alpha_{l,L}`.
+
+    Parameters
+    ----------
+    X1 : array (N, d); X2 : array (M, d) or None (then X2 = X1 and K is exactly symmetric).
+    depth : None for the infinite-width-and-depth limit (the ODE of THEORY.md integrated to
+        T = ``branch_variance``); an integer L for the exact infinite-width recursion over L
+        blocks with :math:`\alpha_l^2 = T / L`.
+    branch_variance : T > 0, the total branch variance :math:`\sum_l \alpha_l^2`
+        (T = 1 is Hayou & Yang's :math:`1/\sqrt{L}` scaling).
+    weight_variance, bias_variance : :math:`\sigma_w^2 > 0, \sigma_b^2 \ge 0` of the input layer,
+        :math:`q_0(a,b) = \sigma_w^2\langle a,b\rangle/d + \sigma_b^2`.
+    activation : "relu".
+    branch_scales : optional :math:`(\alpha_1, ..., \alpha_L)`, any non-uniform scaling
+        (length ``depth`` when ``depth`` is given; replaces ``branch_variance``).
+
+    Returns
+    -------
+    K : float64 array (N, M), in the units of :math:`q_0` (squared input units times
+        :math:`\sigma_w^2/d`, plus :math:`\sigma_b^2`).
+    """
+    A, B = check_pair(X1, X2)
+    act, wv, bv = _common(weight_variance, bias_variance, activation)
+    layers, T = _resnet_layers(depth, branch_variance, branch_scales)
+    return _output(_gram(A, B, layers, T, act, wv, bv), X1)
+
+
+def resnet_nngp_diag(
+    X,
+    *,
+    depth=None,
+    branch_variance=1.0,
+    weight_variance=1.0,
+    bias_variance=0.0,
+    activation="relu",
+    branch_scales=None,
+):
+    """The diagonal K(x, x) of :func:`resnet_nngp`, shape (N,), without forming the matrix."""
+    Xc = check_inputs(X, "X")
+    act, wv, bv = _common(weight_variance, bias_variance, activation)
+    layers, T = _resnet_layers(depth, branch_variance, branch_scales)
+    return _output(_diag(Xc, layers, T, act, wv, bv), X)
+
+
+def mlp_nngp(X1, X2=None, *, depth, weight_variance=2.0, bias_variance=0.0, activation="relu"):
+    r"""NNGP kernel of the infinitely wide MLP (no skip connections) with ``depth`` hidden layers.
+
+    :math:`q_0 = \sigma_w^2\langle a,b\rangle/d + \sigma_b^2`,
+    :math:`q_l = \sigma_w^2 E[\phi(u)\phi(v)] + \sigma_b^2`, l = 1..depth. For ReLU with
+    :math:`\sigma_w^2 = 2` the correlation of any two inputs tends to 1 as depth grows.
+    Same inputs, outputs and units as :func:`resnet_nngp`.
+    """
+    A, B = check_pair(X1, X2)
+    act, wv, bv = _common(weight_variance, bias_variance, activation)
+    return _output(_gram(A, B, _mlp_layers(depth, wv, bv), None, act, wv, bv), X1)
+
+
+def mlp_nngp_diag(X, *, depth, weight_variance=2.0, bias_variance=0.0, activation="relu"):
+    """The diagonal K(x, x) of :func:`mlp_nngp`, shape (N,), without forming the matrix."""
+    Xc = check_inputs(X, "X")
+    act, wv, bv = _common(weight_variance, bias_variance, activation)
+    return _output(_diag(Xc, _mlp_layers(depth, wv, bv), None, act, wv, bv), X)

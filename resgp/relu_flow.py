@@ -1,0 +1,172 @@
+r"""ReLU at infinite depth: the angle flow :math:`\theta_0 \mapsto \theta_T` as one tabulated map.
+
+For ReLU the normalised correlation of two inputs follows an autonomous 1-D ODE in depth time
+(THEORY.md, Hayou & Yang 2023):
+
+.. math::
+    \frac{d\theta}{dt} = F(\theta) = -\frac{D(\theta)}{2\pi \sin\theta},
+    \qquad D(\theta) = \sin\theta - \theta\cos\theta .
+
+Let :math:`G' = 1/F` be its time function. Because :math:`1/F = -2\pi\sin\theta/D(\theta)
+= -6\pi/\theta^2 + h(\theta)` with :math:`h` analytic and even on :math:`[-\pi, \pi]`
+(no :math:`1/\theta` term),
+
+.. math::  G(\theta) = \frac{6\pi}{\theta} + H(\theta), \qquad H(\theta) = \int_0^\theta h,
+
+and the flow is exactly :math:`G(\theta_T) = G(\theta_0) + T`. ``H`` does not depend on ``T``: it
+is a degree-40 Chebyshev series built once (machine precision). For each ``T`` the map is solved
+by Newton's method at the Chebyshev nodes of ``PANELS`` equal panels of :math:`[0, \pi]` and
+stored as one degree-``DEGREE`` polynomial per panel in the variable
+:math:`v = \sqrt{1 - |\rho_0|}` (one set of panels for each sign of the input correlation
+:math:`\rho_0 = \cos\theta_0`), so a kernel entry costs one ``sqrt`` and one short Horner sum. The map is analytic on the closed interval (near :math:`\pi`,
+:math:`\pi - \theta_T \approx \sqrt{(\pi-\theta_0)^2 + T}`), so the panels reach 1e-13 for
+``T >= 1e-4`` (tested against an independent high-precision ODE solve).
+
+Three functions of :math:`\theta_0` are tabulated, all that the kernel and its exact
+derivatives need (flow identities: :math:`\partial_T\theta_T = F(\theta_T)`,
+:math:`\partial\theta_T/\partial\theta_0 = F(\theta_T)/F(\theta_0)`):
+
+* ``VALUE``: :math:`\cos\theta_T`, the output correlation :math:`\rho_T`;
+* ``D_DT``: :math:`\partial_T \cos\theta_T = D(\theta_T) / 2\pi`;
+* ``D_DRHO``: :math:`\partial\rho_T/\partial\rho_0 = D(\theta_T) / D(\theta_0)`.
+
+Everything here is pure ``jax.numpy`` so that ``T`` may be traced (jit, grad through a
+``custom_jvp``). Call it with 64-bit JAX enabled.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+PANELS = 128  # per half of [-1, 1]
+DEGREE = 7
+VALUE, D_DT, D_DRHO = 0, 1, 2
+
+_N_SERIES = 24
+# D(t)/t^3 = sum_j (-1)^j 2(j+1) / (2j+3)!  t^(2j)
+_DT_COEF = np.array([(-1) ** j * 2 * (j + 1) / math.factorial(2 * j + 3) for j in range(_N_SERIES)])
+# (t^2 sin t - 3 D(t)) / t^5 = sum_j (-1)^(j+1) 4(j+1)(j+2) / (2j+5)!  t^(2j)
+_NT_COEF = np.array(
+    [(-1) ** (j + 1) * 4 * (j + 1) * (j + 2) / math.factorial(2 * j + 5) for j in range(_N_SERIES)]
+)
+
+
+def _series(coef, t2, xp):
+    acc = xp.zeros_like(t2) + coef[-1]
+    for c in coef[-2::-1]:
+        acc = acc * t2 + c
+    return acc
+
+
+def _h(theta: np.ndarray) -> np.ndarray:
+    """h = 1/F + 6 pi / theta^2, analytic: -2 pi (t^2 sin t - 3 D) / (t^2 D), as two series."""
+    t2 = theta * theta
+    return -2.0 * np.pi * _series(_NT_COEF, t2, np) / _series(_DT_COEF, t2, np)
+
+
+_H = np.polynomial.Chebyshev.interpolate(_h, 40, domain=[0.0, np.pi]).integ(lbnd=0.0)
+_H_COEF = _H.coef
+G_PI = 6.0 + float(_H(np.pi))  # G(pi) = 6 pi / pi + H(pi)
+
+
+def d_over_cube(theta):
+    """D(theta) / theta^3, accurate down to theta = 0 (series in theta^2, 24 terms)."""
+    return _series(_DT_COEF, theta * theta, jnp)
+
+
+def big_d(theta):
+    """D(theta) = sin(theta) - theta cos(theta), without cancellation for small theta."""
+    return theta**3 * d_over_cube(theta)
+
+
+def _h_integral(theta):
+    """H(theta), Clenshaw sum of the Chebyshev series on [0, pi]."""
+    x = 2.0 * theta / jnp.pi - 1.0
+    b1 = jnp.zeros_like(theta)
+    b2 = jnp.zeros_like(theta)
+    for c in _H_COEF[:0:-1]:
+        b1, b2 = 2.0 * x * b1 - b2 + c, b1
+    return x * b1 - b2 + _H_COEF[0]
+
+
+def time_to_pi(theta):
+    """V(theta) = G(theta) - G(pi) >= 0: the depth time from theta back to the angle pi."""
+    return 6.0 * jnp.pi / theta + _h_integral(theta) - G_PI
+
+
+def flow(theta0, T, iterations: int = 40):
+    r"""theta_T for each theta_0 in (0, pi] (any shape), by solving V(theta_T) = V(theta_0) + T.
+
+    Newton's method in z = 1/theta, where V is increasing and convex, started from the
+    small-angle bound z = (y + G(pi)) / (6 pi) >= z*, so the iterates decrease monotonically.
+    """
+    y = time_to_pi(theta0) + T
+
+    def step(_, z):
+        theta = 1.0 / z
+        slope = 2.0 * jnp.pi * jnp.sin(theta) / (theta * d_over_cube(theta))  # dV/dz
+        z_new = z - (time_to_pi(theta) - y) / slope
+        return jnp.maximum(z_new, 1.0 / jnp.pi)
+
+    z = jax.lax.fori_loop(0, iterations, step, (y + G_PI) / (6.0 * jnp.pi))
+    return 1.0 / z
+
+
+def _panel_nodes():
+    """Chebyshev nodes of PANELS panels over each half of rho in [-1, 1], as angles.
+
+    Each half is parametrised by v = sqrt(1 - |rho|) in [0, 1]; the map is analytic in v on both
+    halves (theta_0 = 2 arcsin(v / sqrt 2) or pi minus that), so a kernel entry needs one sqrt
+    and no arccos.
+    """
+    x = np.cos((2 * np.arange(DEGREE + 1) + 1) * np.pi / (2 * (DEGREE + 1)))  # in [-1, 1]
+    v = (np.arange(PANELS)[:, None] + (1.0 + x[None, :]) / 2.0) / PANELS  # (PANELS, DEGREE+1)
+    theta = 2.0 * np.arcsin(v / np.sqrt(2.0))  # rho >= 0 half, then rho < 0 half
+    to_monomial = np.linalg.inv(np.vander(x, DEGREE + 1, increasing=True))  # values -> coefs
+    return np.concatenate([theta, np.pi - theta]), to_monomial
+
+
+_NODES, _TO_MONOMIAL = _panel_nodes()
+
+
+def table(T):
+    """The flow map at depth time ``T`` as per-panel monomials: array (3, 2*PANELS, DEGREE+1).
+
+    Row ``VALUE`` holds cos(theta_T), ``D_DT`` its T-derivative, ``D_DRHO`` d rho_T / d rho_0,
+    each as a polynomial in the local variable x in [-1, 1] of every panel; panels 0..PANELS-1
+    cover rho >= 0 and the rest rho < 0.
+    """
+    theta0 = jnp.asarray(_NODES)
+    theta = flow(theta0, T)
+    ratio = theta / theta0
+    values = jnp.stack(
+        [
+            jnp.cos(theta),
+            big_d(theta) / (2.0 * jnp.pi),
+            ratio**3 * d_over_cube(theta) / d_over_cube(theta0),
+        ]
+    )
+    return values @ jnp.asarray(_TO_MONOMIAL).T
+
+
+def lookup(coefs, rho):
+    """Evaluate tabulated rows at correlations ``rho`` in [-1, 1] (any shape).
+
+    ``coefs`` is (2*PANELS, DEGREE+1) for one row, giving an array shaped like ``rho``, or
+    (k, 2*PANELS, DEGREE+1) for k rows at once, giving k arrays stacked on the last axis.
+    """
+    u = jnp.sqrt(1.0 - jnp.abs(rho)) * PANELS
+    cell = jnp.clip(jnp.floor(u), 0, PANELS - 1)
+    x = 2.0 * (u - cell) - 1.0
+    idx = cell.astype(jnp.int32) + jnp.where(rho < 0, PANELS, 0)
+    c = jnp.moveaxis(coefs, -3, -2)[idx] if coefs.ndim == 3 else coefs[idx]
+    if coefs.ndim == 3:
+        x = x[..., None]
+    acc = c[..., DEGREE]
+    for k in range(DEGREE - 1, -1, -1):
+        acc = acc * x + c[..., k]
+    return acc
