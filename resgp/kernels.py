@@ -97,8 +97,28 @@ def _correlations(z1, z2, diagonal: bool):
 
 @partial(jax.jit, static_argnames=("diagonal",))
 def _relu_limit_tile(z1, n1, z2, n2, coefs, T, *, diagonal):
-    rho_T = relu_flow.lookup(coefs, _correlations(z1, z2, diagonal))
+    # the barrier keeps XLA from re-running the matmul inside the fused table lookup
+    rho_T = relu_flow.lookup(coefs, jax.lax.optimization_barrier(_correlations(z1, z2, diagonal)))
     return (n1 * jnp.exp(0.5 * T))[:, None] * n2[None, :] * rho_T
+
+
+@partial(jax.jit, static_argnames=("diagonal",))
+def _relu_limit_grad_tile(z1, n1, z2, n2, coefs, T, *, diagonal):
+    r"""Stack (3, b1, b2) of K, dK/dT and dK/d sigma_b^2 (ReLU, infinite depth).
+
+    With :math:`K = e^{T/2} n_a n_b R(\rho_0)` and the flow identities of :mod:`resgp.relu_flow`:
+    :math:`\partial_T K = e^{T/2} n_a n_b (R/2 + \partial_T R)`; a bias variance adds 1 to
+    :math:`q_0(a,a), q_0(b,b), q_0(a,b)`, so :math:`\partial_{\sigma_b^2} K =
+    e^{T/2} [(n_a^2 + n_b^2)/(2 n_a n_b) (R - \rho_0 R') + R']`, :math:`R' = d\rho_T/d\rho_0`.
+    """
+    rho = jax.lax.optimization_barrier(_correlations(z1, z2, diagonal))
+    tab = relu_flow.lookup(coefs, rho)
+    R, R_t, R_rho = tab[..., relu_flow.VALUE], tab[..., relu_flow.D_DT], tab[..., relu_flow.D_DRHO]
+    growth = jnp.exp(0.5 * T)
+    nn = n1[:, None] * n2[None, :]
+    ratio = (n1[:, None] ** 2 + n2[None, :] ** 2) / (2.0 * jnp.where(nn > 0, nn, 1.0))
+    d_bias = jnp.where(nn > 0, growth * (ratio * (R - rho * R_rho) + R_rho), 0.0)
+    return jnp.stack([growth * nn * R, growth * nn * (0.5 * R + R_t), d_bias])
 
 
 def _recursion(q11, q22, q12, layers, dual):
@@ -145,22 +165,58 @@ def _blocks(n: int):
     return [(s, min(s + size, n)) for s in range(0, n, size)]
 
 
+def _bucket(rows: int) -> int:
+    """Tile shapes are padded up to a few sizes (powers of two to 256, then multiples of 256),
+    so JAX compiles a handful of shapes instead of one per input size."""
+    return max(64, 1 << (rows - 1).bit_length()) if rows <= 256 else -(-rows // 256) * 256
+
+
+def _padded(z, n, start, stop):
+    rows = _bucket(stop - start)
+    zp = np.zeros((rows, z.shape[1]))
+    npad = np.zeros(rows)  # padded rows have zero norm: their kernel entries are 0, then dropped
+    zp[: stop - start], npad[: stop - start] = z[start:stop], n[start:stop]
+    return zp, npad
+
+
 def _tiled(tile_fn, f1, f2):
     """Assemble the (N, M) matrix tile by tile; f2=None means K(X1, X1), computed symmetric."""
     (z1, n1), (z2, n2) = f1, (f2 if f2 is not None else f1)
-    out = np.empty((len(n1), len(n2)))
+    out = None  # (..., N, M): tile functions may return a stack of matrices
     rows, cols = _blocks(len(n1)), _blocks(len(n2))
     for bi, (i0, i1) in enumerate(rows):
         for bj, (j0, j1) in enumerate(cols):
             if f2 is None and bj < bi:
                 continue
             diagonal = f2 is None and bi == bj
-            block = np.asarray(tile_fn(z1[i0:i1], n1[i0:i1], z2[j0:j1], n2[j0:j1], diagonal=diagonal))
+            block = np.asarray(tile_fn(*_padded(z1, n1, i0, i1), *_padded(z2, n2, j0, j1),
+                                       diagonal=diagonal))[..., : i1 - i0, : j1 - j0]
+            if out is None:
+                out = np.empty(block.shape[:-2] + (len(n1), len(n2)))
             # XLA may round an entry and its mirror image differently: average the two
-            out[i0:i1, j0:j1] = 0.5 * (block + block.T) if diagonal else block
+            out[..., i0:i1, j0:j1] = 0.5 * (block + block.swapaxes(-1, -2)) if diagonal else block
             if f2 is None and bj > bi:
-                out[j0:j1, i0:i1] = out[i0:i1, j0:j1].T
+                out[..., j0:j1, i0:i1] = out[..., i0:i1, j0:j1].swapaxes(-1, -2)
     return out
+
+
+def relu_limit_with_gradients(X1, X2=None, *, branch_variance=1.0, weight_variance=1.0,
+                              bias_variance=0.0):
+    """ReLU, infinite depth: (K, dK/d branch_variance, dK/d bias_variance), each float64 (N, M).
+
+    Exact derivatives from the flow identities (no finite differences); used by the
+    scikit-learn kernel. Same inputs and checks as :func:`resnet_nngp`.
+    """
+    A, B = check_pair(X1, X2)
+    _, wv, bv = _common(weight_variance, bias_variance, "relu")
+    T = check_variance("branch_variance", branch_variance)
+    f1 = _features(A, wv, bv)
+    f2 = None if B is None else _features(B, wv, bv)
+    with float64():
+        T = jnp.float64(T)
+        tile_fn = partial(_relu_limit_grad_tile, coefs=_relu_table(T), T=T)
+        K, dT, dbias = _tiled(tile_fn, f1, f2)
+    return K, dT, dbias
 
 
 def _output(K: np.ndarray, like):

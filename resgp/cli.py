@@ -1,0 +1,78 @@
+"""The ``resgp`` command line.
+
+``resgp demo``: the kernel of the infinitely wide and deep ResNet on scikit-learn's diabetes data,
+checked against Neural Tangents' analytic kernels of finite-depth networks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+
+def _timed(fn, *args, **kwargs):
+    start = time.perf_counter()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - start
+
+
+def _rel(a, b):
+    return float(np.abs(a - b).max() / np.abs(b).max())
+
+
+def demo(depths=(10, 100, 1000), out=sys.stdout) -> dict:
+    """Kernel of the diabetes inputs: resgp's limit, resgp's finite depths, and NT's at those depths.
+
+    Returns the numbers it prints: per depth, the gap between resgp and NT at equal depth
+    (should be ~1e-15), each one's distance to the limit (should shrink like 1/L), and timings.
+    """
+    import jax
+    from sklearn.datasets import load_diabetes
+    from sklearn.preprocessing import StandardScaler
+
+    import resgp
+    from resgp import nt as rnt
+    from resgp._x64 import enable_x64
+
+    X = StandardScaler().fit_transform(load_diabetes().data)
+    resgp.resnet_nngp(X[:8])  # compile once, outside the timings
+    K_inf, t_inf = _timed(resgp.resnet_nngp, X)
+    print(f"diabetes: N={X.shape[0]}, d={X.shape[1]}; ResNet NNGP kernel at infinite depth "
+          f"(ReLU, branch variance 1): {t_inf * 1e3:.1f} ms", file=out)
+    print(f"  symmetric: {bool(np.array_equal(K_inf, K_inf.T))}, smallest eigenvalue / largest: "
+          f"{np.linalg.eigvalsh(K_inf)[0] / np.linalg.eigvalsh(K_inf)[-1]:.2e}", file=out)
+    print("\n| depth L | resgp vs NT (rel.) | L x |K_L - K_inf| (rel.) | resgp time | NT time |",
+          file=out)
+    print("|---:|---:|---:|---:|---:|", file=out)
+    rows = []
+    for L in depths:
+        K_L, t_ours = _timed(resgp.resnet_nngp, X, depth=L)
+        kernel_fn = jax.jit(rnt.resnet(512, L)[2], static_argnames="get")
+        with enable_x64():
+            K_nt, t_nt = _timed(lambda: np.asarray(kernel_fn(X, None, "nngp")))
+        row = dict(depth=L, resgp_vs_nt=_rel(K_L, K_nt), scaled_gap=L * _rel(K_L, K_inf),
+                   t_resgp=t_ours, t_nt=t_nt)
+        rows.append(row)
+        print(f"| {L} | {row['resgp_vs_nt']:.1e} | {row['scaled_gap']:.4f} | "
+              f"{t_ours:.3f} s | {t_nt:.3f} s |", file=out)
+    print("\nresgp's finite-depth kernel matches Neural Tangents to rounding, and the finite-depth "
+          "kernels approach the limit at the O(1/L) rate (constant third column).", file=out)
+    return dict(t_limit=t_inf, rows=rows)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="resgp", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_demo = sub.add_parser("demo", help="kernel of built-in data, checked against Neural Tangents")
+    p_demo.add_argument("--depths", type=int, nargs="+", default=[10, 100, 1000])
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        demo(tuple(args.depths))
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
