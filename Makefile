@@ -1,0 +1,38 @@
+# Two commands do all set-up on a fresh machine with Python 3.11 and make:
+#   make demo   -- the main job on built-in data
+#   make test   -- the test suite (what CI runs)
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+NEWEST := .venv-newest-jax
+
+.PHONY: demo test test-newest-jax bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install -q --upgrade pip
+	$(VENV)/bin/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# The core (no neural-tangents, no gpjax) on the newest jax release.
+$(NEWEST)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(NEWEST)
+	$(NEWEST)/bin/python -m pip install -q --upgrade pip
+	$(NEWEST)/bin/python -m pip install -q -e '.[test]'
+	$(NEWEST)/bin/python -m pip install -q --upgrade jax jaxlib
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/resgp demo
+
+test: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q
+
+test-newest-jax: $(NEWEST)/.installed
+	$(NEWEST)/bin/python -c "import jax; print('core tests on jax', jax.__version__)"
+	$(NEWEST)/bin/python -m pytest -q --ignore=tests/nt --ignore=tests/gpjax -p no:cacheprovider
+
+bench: $(VENV)/.installed
+	$(VENV)/bin/python benchmarks/kernel_core.py
+
+clean:
+	rm -rf $(VENV) $(NEWEST) *.egg-info
