@@ -98,27 +98,22 @@ def _correlations(z1, z2, diagonal: bool):
 @partial(jax.jit, static_argnames=("diagonal",))
 def _relu_limit_tile(z1, n1, z2, n2, coefs, T, *, diagonal):
     # the barrier keeps XLA from re-running the matmul inside the fused table lookup
-    rho_T = relu_flow.lookup(coefs, jax.lax.optimization_barrier(_correlations(z1, z2, diagonal)))
-    return (n1 * jnp.exp(0.5 * T))[:, None] * n2[None, :] * rho_T
+    rho = jax.lax.optimization_barrier(_correlations(z1, z2, diagonal))
+    return relu_flow.kernel_value(coefs, rho, n1[:, None], n2[None, :], T)
 
 
 @partial(jax.jit, static_argnames=("diagonal",))
 def _relu_limit_grad_tile(z1, n1, z2, n2, coefs, T, *, diagonal):
-    r"""Stack (3, b1, b2) of K, dK/dT and dK/d sigma_b^2 (ReLU, infinite depth).
+    """Stack (3, b1, b2) of K, dK/dT and dK/d sigma_b^2 (ReLU, infinite depth).
 
-    With :math:`K = e^{T/2} n_a n_b R(\rho_0)` and the flow identities of :mod:`resgp.relu_flow`:
-    :math:`\partial_T K = e^{T/2} n_a n_b (R/2 + \partial_T R)`; a bias variance adds 1 to
-    :math:`q_0(a,a), q_0(b,b), q_0(a,b)`, so :math:`\partial_{\sigma_b^2} K =
-    e^{T/2} [(n_a^2 + n_b^2)/(2 n_a n_b) (R - \rho_0 R') + R']`, :math:`R' = d\rho_T/d\rho_0`.
+    A bias variance adds 1 to q_0(a, b), q_0(a, a) and q_0(b, b), so with n = sqrt(q_0(a, a)):
+    dK/d sigma_b^2 = dK/dq + dK/dn_a / (2 n_a) + dK/dn_b / (2 n_b).
     """
     rho = jax.lax.optimization_barrier(_correlations(z1, z2, diagonal))
-    tab = relu_flow.lookup(coefs, rho)
-    R, R_t, R_rho = tab[..., relu_flow.VALUE], tab[..., relu_flow.D_DT], tab[..., relu_flow.D_DRHO]
-    growth = jnp.exp(0.5 * T)
-    nn = n1[:, None] * n2[None, :]
-    ratio = (n1[:, None] ** 2 + n2[None, :] ** 2) / (2.0 * jnp.where(nn > 0, nn, 1.0))
-    d_bias = jnp.where(nn > 0, growth * (ratio * (R - rho * R_rho) + R_rho), 0.0)
-    return jnp.stack([growth * nn * R, growth * nn * (0.5 * R + R_t), d_bias])
+    a, b = n1[:, None], n2[None, :]
+    K, d_q, d_a, d_b, d_T = relu_flow.kernel_partials(coefs, rho, a, b, T)
+    safe = lambda n: jnp.where(n > 0, 2.0 * n, jnp.inf)  # zero rows (no bias): K = 0 near them
+    return jnp.stack([K, d_T, d_q + d_a / safe(a) + d_b / safe(b)])
 
 
 def _recursion(q11, q22, q12, layers, dual):

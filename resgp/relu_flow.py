@@ -177,3 +177,54 @@ def lookup(coefs, rho):
     for k in range(DEGREE - 1, -1, -1):
         acc = acc * x + c[..., k]
     return acc
+
+
+# ----------------------------------------------------------------------------- kernel entries
+#
+# With q = q_0(a, b), n_a = sqrt(q_0(a, a)), n_b = sqrt(q_0(b, b)) and rho_0 = q / (n_a n_b):
+#     K = e^{T/2} n_a n_b R(rho_0),              R = cos theta_T   (row VALUE)
+#     dK/dq   = e^{T/2} R'(rho_0),               R' = d rho_T / d rho_0   (row D_DRHO)
+#     dK/dn_a = e^{T/2} n_b (R - rho_0 R'),      and symmetrically for n_b
+#     dK/dT   = e^{T/2} n_a n_b (R / 2 + dR/dT)  (row D_DT)
+
+
+def kernel_value(coefs, rho, n1, n2, T):
+    """K = e^{T/2} n1 n2 R(rho) from the VALUE row ``coefs`` (PANELS*2, DEGREE+1); broadcasts."""
+    return jnp.exp(0.5 * T) * n1 * n2 * lookup(coefs, rho)
+
+
+def kernel_partials(coefs, rho, n1, n2, T):
+    """(K, dK/dq, dK/dn1, dK/dn2, dK/dT) from all three rows ``coefs`` of :func:`table`."""
+    rows = lookup(coefs, rho)
+    R, R_t, R_rho = rows[..., VALUE], rows[..., D_DT], rows[..., D_DRHO]
+    growth = jnp.exp(0.5 * T)
+    off_diagonal = growth * (R - rho * R_rho)
+    nn = n1 * n2
+    return growth * nn * R, growth * R_rho, off_diagonal * n2, off_diagonal * n1, growth * nn * (
+        0.5 * R + R_t
+    )
+
+
+def _correlation(q, n1, n2):
+    nn = n1 * n2
+    return jnp.where(nn > 0, jnp.clip(q / jnp.where(nn > 0, nn, 1.0), -1.0, 1.0), 1.0)
+
+
+@jax.custom_jvp
+def kernel(q, n1, n2, T):
+    r"""ReLU limit kernel entries, traceable and differentiable in every argument.
+
+    q = q_0(a, b), n1 = sqrt(q_0(a, a)), n2 = sqrt(q_0(b, b)) (broadcastable arrays), T the depth
+    time (a scalar). Returns :math:`e^{T/2} n_1 n_2 \cos\theta_T`. Derivatives come from the flow
+    identities (a ``custom_jvp``), never from differentiating the Newton solve or the table.
+    Needs 64-bit JAX.
+    """
+    return kernel_value(table(T)[VALUE], _correlation(q, n1, n2), n1, n2, T)
+
+
+@kernel.defjvp
+def _kernel_jvp(primals, tangents):
+    q, n1, n2, T = primals
+    K, d_q, d_n1, d_n2, d_T = kernel_partials(table(T), _correlation(q, n1, n2), n1, n2, T)
+    dq, dn1, dn2, dT = tangents
+    return K, d_q * dq + d_n1 * dn1 + d_n2 * dn2 + d_T * dT
