@@ -46,11 +46,11 @@ def check_pair(X1, X2):
 
 def check_variance(name: str, value, *, allow_zero: bool = False) -> float:
     """A finite real variance, > 0 (or >= 0 with ``allow_zero``)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        try:
-            value = float(np.asarray(value).item())
-        except Exception:
-            raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        arr = np.asarray(value) if not isinstance(value, (str, bytes, bool)) else None
+        if arr is None or arr.ndim != 0 or arr.dtype.kind not in "iuf":
+            raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        value = arr.item()  # a 0-d array (NumPy or JAX), e.g. a traced-free JAX scalar
     value = float(value)
     if not np.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")

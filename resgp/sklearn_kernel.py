@@ -1,0 +1,434 @@
+r"""The ResNet NNGP kernel as a scikit-learn Gaussian-process kernel.
+
+:class:`ResNetKernel` plugs :func:`resgp.resnet_nngp` into ``sklearn.gaussian_process`` (and into
+anything that accepts a scikit-learn kernel or a callable returning a Gram matrix: ``SVC``,
+``KernelRidge``, ``pairwise_kernels``)::
+
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import ConstantKernel, WhiteKernel
+    from resgp.sklearn_kernel import ResNetKernel
+
+    kernel = ConstantKernel() * ResNetKernel() + WhiteKernel()
+    gp = GaussianProcessRegressor(kernel, normalize_y=True).fit(X, y)
+
+Hyperparameters (optimised in log space, like every scikit-learn kernel):
+
+* ``branch_variance`` :math:`T > 0`, the total branch variance (depth time) of the ResNet;
+* ``bias_variance`` :math:`\sigma_b^2`, the input layer's bias variance,
+  :math:`q_0(a, b) = \langle a, b\rangle / d + \sigma_b^2`.
+
+The input layer's weight variance is fixed to 1: for ReLU it only rescales the kernel, and the
+amplitude belongs to a ``ConstantKernel`` in front. Gradients are exact: at infinite depth from
+the flow identities of :mod:`resgp.relu_flow` (as :func:`resgp.kernels.relu_limit_with_gradients`),
+at finite depth by forward-mode differentiation (``jax.jvp``) through the layer recursion.
+"""
+
+from __future__ import annotations
+
+import numbers
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from scipy.spatial.distance import squareform
+from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
+
+from . import kernels as _k
+from . import relu_flow
+from ._validation import check_depth, check_inputs, check_variance
+from ._x64 import float64
+from .activations import RELU, _correlation, get_activation, relu_dual
+
+__all__ = ["ResNetKernel"]
+
+WEIGHT_VARIANCE = 1.0
+# theta -> exp(theta) may land a rounding error outside the bounds it was clipped to
+_BOUNDS_RTOL = 1e-8
+_PAIR_CHUNK = 1 << 23  # pairs per call of the infinite-depth gradient kernel
+
+
+# ----------------------------------------------------------------------------- infinite depth
+
+
+# One jitted function per output, on flat vectors of pairs: XLA's CPU backend runs several
+# outputs of one fusion, or table lookups on square tiles, several times slower.
+
+
+@jax.jit
+def _relu_limit_value(rho, nn, coefs, T):
+    return jnp.exp(0.5 * T) * nn * relu_flow.lookup(coefs[relu_flow.VALUE], rho)
+
+
+@jax.jit
+def _relu_limit_log_dT(rho, nn, K, coefs, T):
+    R_t = relu_flow.lookup(coefs[relu_flow.D_DT], rho)
+    return T * (0.5 * K + jnp.exp(0.5 * T) * nn * R_t)
+
+
+@jax.jit
+def _relu_limit_log_dbias(rho, nn, K, norm_ratio, coefs, T, bias_variance):
+    # every norm is > 0 here: the bias variance is free, hence > 0
+    growth = jnp.exp(0.5 * T)
+    R = K / (growth * nn)
+    R_rho = relu_flow.lookup(coefs[relu_flow.D_DRHO], rho)
+    ratio = 0.5 * (norm_ratio + 1.0 / norm_ratio)  # (n_a^2 + n_b^2) / (2 n_a n_b)
+    return bias_variance * growth * (ratio * (R - rho * R_rho) + R_rho)
+
+
+def _pair_bucket(m: int) -> int:
+    """Pad flat pair vectors to a power of two (at least 1024): a handful of compiled shapes."""
+    return max(1024, 1 << (m - 1).bit_length())
+
+
+try:  # scipy's squareform, filling a matrix we own instead of a new one (then copied)
+    from scipy.spatial._distance_wrap import to_squareform_from_vector_wrap as _fill_square
+except ImportError:  # pragma: no cover
+    _fill_square = None
+
+
+def _to_square(out, flat, diagonal):
+    """Write the symmetric matrix with strict upper triangle ``flat`` into ``out`` (N, N)."""
+    if len(out) > 1:
+        if _fill_square is not None:
+            _fill_square(out, np.ascontiguousarray(flat, dtype=np.float64))
+        else:  # pragma: no cover
+            out[...] = squareform(flat, checks=False)
+    np.fill_diagonal(out, diagonal)
+
+
+def _relu_limit_gradient(X, T, bias_variance, want_T, want_bias):
+    r"""ReLU, infinite depth: K(X, X) and the stack (k, N, N) of dK/d log(hyperparameter),
+    k = want_T + want_bias, in the order (T, bias).
+
+    Per pair of inputs, with the correlation :math:`\rho_0` of the augmented inputs, their norms
+    :math:`n_a, n_b`, and the tabulated flow :math:`R = \rho_T(\rho_0)`, :math:`R_t =
+    \partial_T R`, :math:`R' = \partial R / \partial\rho_0` (:mod:`resgp.relu_flow`), the
+    formulas of :func:`resgp.kernels._relu_limit_grad_tile` (the tests keep them equal):
+    :math:`K = e^{T/2} n_a n_b R`, :math:`\partial_T K = K/2 + e^{T/2} n_a n_b R_t`,
+    :math:`\partial_{\sigma_b^2} K = e^{T/2} [(n_a^2 + n_b^2)/(2 n_a n_b) (R - \rho_0 R') + R']`.
+    Only the strict upper triangle is evaluated, as flat vectors of pairs (the results are
+    exactly symmetric); the diagonal is exact, :math:`K(a, a) = q_0(a, a) e^{T/2}` as in
+    :func:`resgp.resnet_nngp_diag`.
+    """
+    z, n = _k._features(X, WEIGHT_VARIANCE, bias_variance)
+    N = len(n)
+    growth = np.exp(0.5 * T)
+    diagonals = [n * n * growth]  # K(a, a) = q_0(a, a) e^{T/2}
+    if want_T:
+        diagonals.append(T * 0.5 * diagonals[0])  # T dK/dT
+    if want_bias:
+        diagonals.append(np.full(N, bias_variance * growth))  # dq_0(a, a)/d sigma_b^2 = 1
+    K = np.empty((N, N))
+    grad = np.empty((len(diagonals) - 1, N, N))
+    targets = [K, *grad]
+    if N == 1:
+        for target, diagonal in zip(targets, diagonals):
+            target[0, 0] = diagonal[0]
+        return K, grad
+
+    # strict upper triangles, row by row; XLA runs asynchronously while NumPy prepares the next
+    # inputs and copies finished outputs into place
+    full = z @ z.T
+    rho = squareform(np.clip(full, -1.0, 1.0, out=full), checks=False)
+    nn = squareform(np.multiply.outer(n, n, out=full), checks=False)
+    m = len(rho)
+    chunks = [(a, min(a + _PAIR_CHUNK, m)) for a in range(0, m, _PAIR_CHUNK)]
+
+    def padded(vec, a, b, fill):
+        out = np.full(_pair_bucket(b - a), fill)
+        out[: b - a] = vec[a:b]
+        return jax.device_put(out)
+
+    with float64():
+        Tj, bj = jnp.float64(T), jnp.float64(bias_variance)
+        coefs = _k._relu_table(Tj)
+        inputs = [(padded(rho, a, b, 0.0), padded(nn, a, b, 1.0)) for a, b in chunks]
+        outputs = [[_relu_limit_value(r, q, coefs, Tj)] for r, q in inputs]
+        if want_T:
+            for out, (r, q) in zip(outputs, inputs):
+                out.append(_relu_limit_log_dT(r, q, out[0], coefs, Tj))
+        if want_bias:  # n > 0: the bias variance is free, so > 0
+            ratio = squareform(np.multiply.outer(n, 1.0 / n, out=full), checks=False)
+            for out, (r, q), (a, b) in zip(outputs, inputs, chunks):
+                out.append(_relu_limit_log_dbias(
+                    r, q, out[0], padded(ratio, a, b, 1.0), coefs, Tj, bj))
+            del ratio
+        del full, rho, nn, inputs
+        for i, (target, diagonal) in enumerate(zip(targets, diagonals)):
+            flat = [np.asarray(out[i])[: b - a] for out, (a, b) in zip(outputs, chunks)]
+            _to_square(target, flat[0] if len(flat) == 1 else np.concatenate(flat), diagonal)
+    return K, grad
+
+
+# ----------------------------------------------------------------------------- finite depth
+
+
+@jax.custom_jvp
+def _relu_dual_smooth(q11, q22, q12):
+    """:func:`resgp.activations.relu_dual` with its exact derivative as the JVP rule.
+
+    Differentiating the arccos form directly gives inf - inf = NaN where the correlation is 1
+    (every diagonal variance, duplicate inputs). With :math:`f = \\sqrt{q_{11} q_{22}}
+    J(\\rho)/2\\pi`: :math:`\\partial f/\\partial q_{12} = (\\pi - \\theta)/2\\pi` and
+    :math:`\\partial f/\\partial q_{11} = \\sqrt{q_{22}/q_{11}}\\,\\sin\\theta / 4\\pi`
+    (0 where a variance is 0: those rows are constant 0).
+    """
+    return relu_dual(q11, q22, q12)
+
+
+@_relu_dual_smooth.defjvp
+def _relu_dual_smooth_jvp(primals, tangents):
+    q11, q22, q12 = primals
+    t11, t22, t12 = tangents
+    scale, rho = _correlation(q11, q22, q12)
+    s11, s22 = jnp.sqrt(q11), jnp.sqrt(q22)
+    positive = scale > 0
+    sin = jnp.sqrt(jnp.maximum(1.0 - rho * rho, 0.0)) / (4.0 * jnp.pi)
+    d11 = jnp.where(positive, s22 / jnp.where(positive, s11, 1.0) * sin, 0.0)
+    d22 = jnp.where(positive, s11 / jnp.where(positive, s22, 1.0) * sin, 0.0)
+    d12 = (jnp.pi - jnp.arccos(rho)) / (2.0 * jnp.pi)
+    return relu_dual(q11, q22, q12), d11 * t11 + d22 * t22 + d12 * t12
+
+
+def _differentiable_dual(activation):
+    return _relu_dual_smooth if activation is RELU else activation.dual
+
+
+@partial(jax.jit, static_argnames=("dual", "depth", "directions", "diagonal"))
+def _recursion_grad_tile(z1, n1, z2, n2, T, bias_variance, *, dual, depth, directions, diagonal):
+    """Stack (1 + k, b1, b2): K and dK/d log(hyperparameter) for ``directions`` (0: T, 1: bias).
+
+    q_0 depends on the bias variance only through a shift: :math:`\\partial q_0 /
+    \\partial\\sigma_b^2 = 1` for every entry (diagonal variances included); the layer gains
+    are T / depth. Forward mode through :func:`resgp.kernels._recursion`.
+    """
+    q11, q22 = n1 * n1, n2 * n2
+    q12 = n1[:, None] * n2[None, :] * _k._correlations(z1, z2, diagonal)
+    ones, zeros = jnp.ones(depth), jnp.zeros(depth)
+
+    def f(p):
+        layers = (ones, jnp.full(depth, p[0] / depth), zeros)
+        return _k._recursion(q11 + p[1], q22 + p[1], q12 + p[1], layers, dual)
+
+    p0 = jnp.stack([T, jnp.zeros_like(T)])
+    basis = jnp.eye(2)[np.asarray(directions)]
+    K, dK = jax.vmap(lambda t: jax.jvp(f, (p0,), (t,)), out_axes=(None, 0))(basis)
+    dK = dK * jnp.stack([T, bias_variance])[np.asarray(directions)][:, None, None]
+    return jnp.concatenate([K[None], dK])
+
+
+def _recursion_gradient(X, depth, activation, T, bias_variance, want_T, want_bias):
+    directions = tuple(i for i, want in ((0, want_T), (1, want_bias)) if want)
+    f = _k._features(X, WEIGHT_VARIANCE, bias_variance)
+    with float64():
+        tile_fn = partial(
+            _recursion_grad_tile,
+            T=jnp.float64(T),
+            bias_variance=jnp.float64(bias_variance),
+            dual=_differentiable_dual(activation),
+            depth=depth,
+            directions=directions,
+        )
+        out = _k._tiled(tile_fn, f, None)
+    return out[0], out[1:]
+
+
+# ----------------------------------------------------------------------------- the kernel
+
+
+def _check_bounds(name, bounds):
+    """'fixed', or a pair 0 < low <= high < inf; returned as (low, high) floats."""
+    if isinstance(bounds, str):
+        if bounds == "fixed":
+            return bounds
+        raise ValueError(f"{name}_bounds must be 'fixed' or a pair (low, high), got {bounds!r}")
+    try:
+        pair = np.asarray(bounds, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name}_bounds must be 'fixed' or a pair (low, high), got {bounds!r}"
+        ) from None
+    if pair.shape != (2,):
+        raise ValueError(f"{name}_bounds must be 'fixed' or a pair (low, high), got {bounds!r}")
+    low, high = float(pair[0]), float(pair[1])
+    if not (np.isfinite(low) and np.isfinite(high) and 0 < low <= high):
+        raise ValueError(
+            f"{name}_bounds must satisfy 0 < low <= high < inf (they bound a log-scale "
+            f"hyperparameter), got {bounds!r}"
+        )
+    return low, high
+
+
+class ResNetKernel(Kernel):
+    r"""NNGP kernel of the infinitely wide scaled ResNet (Hayou & Yang 2023), for scikit-learn.
+
+    :math:`k(a, b) = q_T(a, b)`: the covariance of the output of a ResNet whose input layer has
+    :math:`q_0(a, b) = \langle a, b\rangle / d + \sigma_b^2` and whose residual branches have
+    total variance T (``branch_variance``), in the infinite-depth limit (``depth=None``, ReLU
+    only) or after ``depth`` blocks. Same as :func:`resgp.resnet_nngp` with
+    ``weight_variance=1``. Not stationary; scale it with a ``ConstantKernel``.
+
+    Parameters
+    ----------
+    branch_variance : float > 0, default=1.0
+        Total branch variance T (the depth time of the kernel flow).
+    bias_variance : float >= 0, default=1.0
+        Bias variance :math:`\sigma_b^2` of the input layer. 0 (a bias-free network) needs
+        ``bias_variance_bounds="fixed"``: hyperparameters live in log space.
+    activation : str, default="relu"
+        Activation of the residual branches (see :data:`resgp.ACTIVATIONS`); the infinite-depth
+        kernel exists for "relu".
+    depth : int >= 1 or None, default=None
+        None for the infinite-depth limit, an integer L for L residual blocks.
+    branch_variance_bounds, bias_variance_bounds : pair of floats > 0 or "fixed"
+        Bounds for hyperparameter optimisation (values outside them are refused).
+    """
+
+    def __init__(
+        self,
+        branch_variance=1.0,
+        bias_variance=1.0,
+        activation="relu",
+        depth=None,
+        branch_variance_bounds=(1e-2, 1e1),
+        bias_variance_bounds=(1e-5, 1e2),
+    ):
+        self.branch_variance = branch_variance
+        self.bias_variance = bias_variance
+        self.activation = activation
+        self.depth = depth
+        self.branch_variance_bounds = branch_variance_bounds
+        self.bias_variance_bounds = bias_variance_bounds
+
+    # -- hyperparameters (sklearn lists them alphabetically: bias_variance, branch_variance)
+
+    @property
+    def hyperparameter_branch_variance(self):
+        return Hyperparameter(
+            "branch_variance", "numeric", _check_bounds("branch_variance", self.branch_variance_bounds)
+        )
+
+    @property
+    def hyperparameter_bias_variance(self):
+        bounds = _check_bounds("bias_variance", self.bias_variance_bounds)
+        if bounds != "fixed" and _is_zero(self.bias_variance):
+            raise ValueError(_ZERO_BIAS)
+        return Hyperparameter("bias_variance", "numeric", bounds)
+
+    def _settings(self):
+        """Validated (T, bias_variance, depth, activation, want_T, want_bias)."""
+        T = check_variance("branch_variance", self.branch_variance)
+        bias = check_variance("bias_variance", self.bias_variance, allow_zero=True)
+        depth = check_depth(self.depth, allow_none=True)
+        activation = get_activation(self.activation)
+        free = {}
+        for name, value in (("branch_variance", T), ("bias_variance", bias)):
+            bounds = _check_bounds(name, getattr(self, name + "_bounds"))
+            free[name] = bounds != "fixed"
+            if bounds == "fixed":
+                continue
+            if value == 0:
+                raise ValueError(_ZERO_BIAS)
+            low, high = bounds
+            if not low * (1 - _BOUNDS_RTOL) <= value <= high * (1 + _BOUNDS_RTOL):
+                raise ValueError(
+                    f"{name}={value!r} is outside {name}_bounds=({low:g}, {high:g}); "
+                    f"widen the bounds or set them to 'fixed'"
+                )
+        if depth is None and activation.name != "relu":
+            raise NotImplementedError(
+                f"the infinite-depth kernel for activation {activation.name!r} is not available "
+                f"yet; give a finite depth"
+            )
+        return T, bias, depth, activation, free["branch_variance"], free["bias_variance"]
+
+    def _kwargs(self, T, bias, depth, activation):
+        return dict(
+            depth=depth,
+            branch_variance=T,
+            weight_variance=WEIGHT_VARIANCE,
+            bias_variance=bias,
+            activation=activation,
+        )
+
+    # -- evaluation
+
+    def __call__(self, X, Y=None, eval_gradient=False):
+        """Return the kernel k(X, Y) and optionally its gradient.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples_X, n_features)
+        Y : array of shape (n_samples_Y, n_features) or None (then k(X, X))
+        eval_gradient : bool, default=False
+            Also return the gradient with respect to the log of the non-fixed hyperparameters
+            (only when Y is None).
+
+        Returns
+        -------
+        K : ndarray of shape (n_samples_X, n_samples_Y)
+        K_gradient : ndarray of shape (n_samples_X, n_samples_X, n_dims), optional
+            Last axis in the order of ``self.hyperparameters`` / ``self.theta``
+            (bias_variance, then branch_variance), fixed ones left out. A view of a
+            (n_dims, N, N) array (not C-contiguous).
+        """
+        T, bias, depth, activation, want_T, want_bias = self._settings()
+        kwargs = self._kwargs(T, bias, depth, activation)
+        if Y is not None:
+            if eval_gradient:
+                raise ValueError("Gradient can only be evaluated when Y is None.")
+            return _k.resnet_nngp(np.asarray(X), np.asarray(Y), **kwargs)
+        if not eval_gradient:
+            return _k.resnet_nngp(np.asarray(X), **kwargs)
+        X = check_inputs(X, "X")
+        if not (want_T or want_bias):
+            return _k.resnet_nngp(X, **kwargs), np.empty((X.shape[0], X.shape[0], 0))
+        if depth is None:
+            K, grad = _relu_limit_gradient(X, T, bias, want_T, want_bias)
+        else:
+            K, grad = _recursion_gradient(X, depth, activation, T, bias, want_T, want_bias)
+        # (T, bias) order -> sklearn's alphabetical hyperparameter order (bias, branch)
+        return K, grad[::-1].transpose(1, 2, 0)
+
+    def diag(self, X):
+        """The diagonal k(x, x), shape (n_samples,), without forming the matrix."""
+        T, bias, depth, activation, _, _ = self._settings()
+        return _k.resnet_nngp_diag(np.asarray(X), **self._kwargs(T, bias, depth, activation))
+
+    def is_stationary(self):
+        """Returns False: the kernel depends on the inputs' norms, not only their difference."""
+        return False
+
+    @property
+    def requires_vector_input(self):
+        return True
+
+    def __repr__(self):
+        extra = ""
+        if self.depth is not None:
+            extra += f", depth={self.depth!r}"
+        if not (isinstance(self.activation, str) and self.activation.lower() == "relu"):
+            name = getattr(self.activation, "name", self.activation)
+            extra += f", activation={name!r}"
+        return "{0}(branch_variance={1}, bias_variance={2}{3})".format(
+            self.__class__.__name__, _fmt(self.branch_variance), _fmt(self.bias_variance), extra
+        )
+
+
+_ZERO_BIAS = (
+    "bias_variance=0 requires bias_variance_bounds='fixed': hyperparameters are optimised in "
+    "log space and log(0) is undefined. Pass bias_variance_bounds='fixed' for a bias-free "
+    "network, or a positive bias_variance (e.g. 1e-5) to tune it"
+)
+
+
+def _is_zero(value) -> bool:
+    try:
+        return float(value) == 0.0
+    except (TypeError, ValueError):
+        return False
+
+
+def _fmt(value) -> str:
+    return f"{value:.3g}" if isinstance(value, numbers.Real) else repr(value)
