@@ -188,8 +188,12 @@ def _tiled(tile_fn, f1, f2):
                                        diagonal=diagonal))[..., : i1 - i0, : j1 - j0]
             if out is None:
                 out = np.empty(block.shape[:-2] + (len(n1), len(n2)))
-            # XLA may round an entry and its mirror image differently: average the two
-            out[..., i0:i1, j0:j1] = 0.5 * (block + block.swapaxes(-1, -2)) if diagonal else block
+            view = out[..., i0:i1, j0:j1]
+            if diagonal:  # XLA may round an entry and its mirror image differently: average them
+                np.add(block, block.swapaxes(-1, -2), out=view)
+                view *= 0.5
+            else:
+                view[...] = block
             if f2 is None and bj > bi:
                 out[..., j0:j1, i0:i1] = out[..., i0:i1, j0:j1].swapaxes(-1, -2)
     return out
