@@ -2,6 +2,9 @@
 
 ``resgp demo``: the kernel of the infinitely wide and deep ResNet on scikit-learn's diabetes data,
 checked against Neural Tangents' analytic kernels of finite-depth networks.
+``resgp verify [--quick] [--out DIR] [--seed S]``: random finite networks against the kernels
+(the experiments of THEORY.md), written as a Markdown report, PNG figures and JSON
+(:mod:`resgp.verify`).
 """
 
 from __future__ import annotations
@@ -68,9 +71,26 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p_demo = sub.add_parser("demo", help="kernel of built-in data, checked against Neural Tangents")
     p_demo.add_argument("--depths", type=int, nargs="+", default=[10, 100, 1000])
+    p_verify = sub.add_parser(
+        "verify", help="random finite networks against the kernels: report, figures, JSON")
+    p_verify.add_argument("--quick", action="store_true",
+                          help="small grids and few samples (under a minute) instead of the "
+                               "full run (a few minutes)")
+    p_verify.add_argument("--out", default="resgp-verification",
+                          help="folder for the figures (PNG), results.json and the report "
+                               "(default: %(default)s)")
+    p_verify.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p_verify.add_argument("--report", default=None,
+                          help="path of the Markdown report (default: OUT/verification.md)")
     args = parser.parse_args(argv)
     if args.command == "demo":
         demo(tuple(args.depths))
+    elif args.command == "verify":
+        from . import verify
+
+        result = verify.run(args.out, quick=args.quick, seed=args.seed, report=args.report)
+        print(f"resgp verify: {result['runtime_s']:.0f} s; report {result['files']['report']}, "
+              f"figures and results.json in {args.out}")
     return 0
 
 

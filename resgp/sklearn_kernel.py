@@ -51,29 +51,36 @@ _PAIR_CHUNK = 1 << 23  # pairs per call of the infinite-depth gradient kernel
 # ----------------------------------------------------------------------------- infinite depth
 
 
-# One jitted function per output, on flat vectors of pairs: XLA's CPU backend runs several
-# outputs of one fusion, or table lookups on square tiles, several times slower.
+# One jitted function per output, on flat vectors of pairs (the strict upper triangle): XLA's
+# CPU backend runs several outputs of one fusion, or table lookups on square tiles, several
+# times slower.
 
 
 @jax.jit
-def _relu_limit_value(rho, nn, coefs, T):
-    return jnp.exp(0.5 * T) * nn * relu_flow.lookup(coefs[relu_flow.VALUE], rho)
+def _relu_limit_value(rho, i, j, n, coefs, T):
+    return relu_flow.kernel_value(coefs[relu_flow.VALUE], rho, n[i], n[j], T)
 
 
 @jax.jit
-def _relu_limit_log_dT(rho, nn, K, coefs, T):
+def _relu_limit_log_dT(rho, i, j, n, K, coefs, T):
     R_t = relu_flow.lookup(coefs[relu_flow.D_DT], rho)
-    return T * (0.5 * K + jnp.exp(0.5 * T) * nn * R_t)
+    return T * (0.5 * K + jnp.exp(0.5 * T) * n[i] * n[j] * R_t)
 
 
 @jax.jit
-def _relu_limit_log_dbias(rho, nn, K, norm_ratio, coefs, T, bias_variance):
-    # every norm is > 0 here: the bias variance is free, hence > 0
+def _relu_limit_log_dbias(rho, i, j, n, K, coefs, T, bias_variance):
+    na, nb = n[i], n[j]  # all > 0: the bias variance is free, hence > 0
     growth = jnp.exp(0.5 * T)
-    R = K / (growth * nn)
+    R = K / (growth * na * nb)
     R_rho = relu_flow.lookup(coefs[relu_flow.D_DRHO], rho)
-    ratio = 0.5 * (norm_ratio + 1.0 / norm_ratio)  # (n_a^2 + n_b^2) / (2 n_a n_b)
+    ratio = 0.5 * (na / nb + nb / na)  # (n_a^2 + n_b^2) / (2 n_a n_b)
     return bias_variance * growth * (ratio * (R - rho * R_rho) + R_rho)
+
+
+@jax.jit
+def _unit_gram(z):
+    # XLA's own matmul: OpenBLAS threads contend badly with XLA's on small shared machines
+    return jnp.clip(z @ z.T, -1.0, 1.0)
 
 
 def _pair_bucket(m: int) -> int:
@@ -81,10 +88,20 @@ def _pair_bucket(m: int) -> int:
     return max(1024, 1 << (m - 1).bit_length())
 
 
-try:  # scipy's squareform, filling a matrix we own instead of a new one (then copied)
+try:  # scipy's squareform without its copies: fill a matrix we own, read into a buffer we own
     from scipy.spatial._distance_wrap import to_squareform_from_vector_wrap as _fill_square
+    from scipy.spatial._distance_wrap import to_vector_from_squareform_wrap as _read_square
 except ImportError:  # pragma: no cover
-    _fill_square = None
+    _fill_square = _read_square = None
+
+
+def _upper(full, out):
+    """Write the strict upper triangle of the (N, N) matrix ``full``, row by row, into ``out``."""
+    full = np.ascontiguousarray(full, dtype=np.float64)
+    if _read_square is not None:
+        _read_square(full, out)
+    else:  # pragma: no cover
+        out[...] = squareform(full, checks=False)
 
 
 def _to_square(out, flat, diagonal):
@@ -97,6 +114,32 @@ def _to_square(out, flat, diagonal):
     np.fill_diagonal(out, diagonal)
 
 
+_INDEX_CACHE_PAIRS = 1 << 22  # keep the pair indices of the last N up to this many pairs
+_index_cache: dict = {}
+
+
+def _pair_indices(N: int):
+    """[(start, stop, i, j)]: chunks of the pairs i < j of the strict upper triangle, row by
+    row, with their int32 row and column indices as padded device arrays (padding: the pair
+    (0, 1)). GP hyperparameter optimisation evaluates one N many times: the last N's indices
+    are kept when there are at most ``_INDEX_CACHE_PAIRS`` pairs (32 MiB)."""
+    cached = _index_cache.get(N)
+    if cached is not None:
+        return cached
+    rows, cols = np.triu_indices(N, 1)
+    m = len(rows)
+    chunks = []
+    for a in range(0, m, _PAIR_CHUNK):
+        b = min(a + _PAIR_CHUNK, m)
+        i, j = np.zeros(_pair_bucket(b - a), np.int32), np.ones(_pair_bucket(b - a), np.int32)
+        i[: b - a], j[: b - a] = rows[a:b], cols[a:b]
+        chunks.append((a, b, jax.device_put(i), jax.device_put(j)))
+    if m <= _INDEX_CACHE_PAIRS:
+        _index_cache.clear()
+        _index_cache[N] = chunks
+    return chunks
+
+
 def _relu_limit_gradient(X, T, bias_variance, want_T, want_bias):
     r"""ReLU, infinite depth: K(X, X) and the stack (k, N, N) of dK/d log(hyperparameter),
     k = want_T + want_bias, in the order (T, bias).
@@ -104,7 +147,9 @@ def _relu_limit_gradient(X, T, bias_variance, want_T, want_bias):
     Per pair of inputs, with the correlation :math:`\rho_0` of the augmented inputs, their norms
     :math:`n_a, n_b`, and the tabulated flow :math:`R = \rho_T(\rho_0)`, :math:`R_t =
     \partial_T R`, :math:`R' = \partial R / \partial\rho_0` (:mod:`resgp.relu_flow`), the
-    formulas of :func:`resgp.kernels._relu_limit_grad_tile` (the tests keep them equal):
+    combinations of :func:`resgp.relu_flow.kernel_partials` that
+    :func:`resgp.kernels.relu_limit_with_gradients` uses (the tests keep them equal), with one
+    table row per lookup (the three-row lookup is several times slower on CPU):
     :math:`K = e^{T/2} n_a n_b R`, :math:`\partial_T K = K/2 + e^{T/2} n_a n_b R_t`,
     :math:`\partial_{\sigma_b^2} K = e^{T/2} [(n_a^2 + n_b^2)/(2 n_a n_b) (R - \rho_0 R') + R']`.
     Only the strict upper triangle is evaluated, as flat vectors of pairs (the results are
@@ -127,36 +172,40 @@ def _relu_limit_gradient(X, T, bias_variance, want_T, want_bias):
             target[0, 0] = diagonal[0]
         return K, grad
 
-    # strict upper triangles, row by row; XLA runs asynchronously while NumPy prepares the next
-    # inputs and copies finished outputs into place
-    full = z @ z.T
-    rho = squareform(np.clip(full, -1.0, 1.0, out=full), checks=False)
-    nn = squareform(np.multiply.outer(n, n, out=full), checks=False)
-    m = len(rho)
-    chunks = [(a, min(a + _PAIR_CHUNK, m)) for a in range(0, m, _PAIR_CHUNK)]
-
-    def padded(vec, a, b, fill):
-        out = np.full(_pair_bucket(b - a), fill)
-        out[: b - a] = vec[a:b]
-        return jax.device_put(out)
-
+    chunks = _pair_indices(N)
     with float64():
-        Tj, bj = jnp.float64(T), jnp.float64(bias_variance)
+        gram = np.asarray(_unit_gram(jax.device_put(z)))
+        if len(chunks) == 1:  # read the triangle straight into the padded buffer
+            rho = np.zeros(_pair_bucket(chunks[0][1]))
+            _upper(gram, rho[: chunks[0][1]])
+            rhos = [jax.device_put(rho)]
+        else:
+            flat = np.empty(N * (N - 1) // 2)
+            _upper(gram, flat)
+            rhos = []
+            for a, b, _, _ in chunks:
+                rho = np.zeros(_pair_bucket(b - a))
+                rho[: b - a] = flat[a:b]
+                rhos.append(jax.device_put(rho))
+            del flat
+        del gram, rho
+        n_pad = np.ones(_k._bucket(N))  # fewer compiled shapes
+        n_pad[:N] = n
+        nj, Tj, bj = jax.device_put(n_pad), jnp.float64(T), jnp.float64(bias_variance)
         coefs = _k._relu_table(Tj)
-        inputs = [(padded(rho, a, b, 0.0), padded(nn, a, b, 1.0)) for a, b in chunks]
-        outputs = [[_relu_limit_value(r, q, coefs, Tj)] for r, q in inputs]
-        if want_T:
-            for out, (r, q) in zip(outputs, inputs):
-                out.append(_relu_limit_log_dT(r, q, out[0], coefs, Tj))
-        if want_bias:  # n > 0: the bias variance is free, so > 0
-            ratio = squareform(np.multiply.outer(n, 1.0 / n, out=full), checks=False)
-            for out, (r, q), (a, b) in zip(outputs, inputs, chunks):
-                out.append(_relu_limit_log_dbias(
-                    r, q, out[0], padded(ratio, a, b, 1.0), coefs, Tj, bj))
-            del ratio
-        del full, rho, nn, inputs
-        for i, (target, diagonal) in enumerate(zip(targets, diagonals)):
-            flat = [np.asarray(out[i])[: b - a] for out, (a, b) in zip(outputs, chunks)]
+        # XLA runs asynchronously: dispatch everything, then copy each result into place
+        outputs = []
+        for r, (_, _, i, j) in zip(rhos, chunks):
+            K_flat = _relu_limit_value(r, i, j, nj, coefs, Tj)
+            out = [K_flat]
+            if want_T:
+                out.append(_relu_limit_log_dT(r, i, j, nj, K_flat, coefs, Tj))
+            if want_bias:
+                out.append(_relu_limit_log_dbias(r, i, j, nj, K_flat, coefs, Tj, bj))
+            outputs.append(out)
+        del rhos
+        for k, (target, diagonal) in enumerate(zip(targets, diagonals)):
+            flat = [np.asarray(out[k])[: b - a] for out, (a, b, _, _) in zip(outputs, chunks)]
             _to_square(target, flat[0] if len(flat) == 1 else np.concatenate(flat), diagonal)
     return K, grad
 
@@ -283,6 +332,18 @@ class ResNetKernel(Kernel):
         None for the infinite-depth limit, an integer L for L residual blocks.
     branch_variance_bounds, bias_variance_bounds : pair of floats > 0 or "fixed"
         Bounds for hyperparameter optimisation (values outside them are refused).
+
+    Notes
+    -----
+    The defaults differ from :func:`resgp.resnet_nngp` on purpose. ``bias_variance=1`` (not 0):
+    a free hyperparameter needs a positive value, and a bias lets the GP use offsets.
+    ``branch_variance`` is bounded by 10, not more: the kernel grows like
+    :math:`e^{T/2}`, and at T = 100 (:math:`e^{50}`) combined with a ``ConstantKernel`` at its
+    upper bound, the first L-BFGS-B step of ``GaussianProcessClassifier`` overflows sklearn's
+    Laplace approximation and the optimiser stops where it started.
+
+    ``K_gradient`` is returned as a view of a (n_dims, N, N) array (not C-contiguous), which
+    scikit-learn's GP code uses as it is; ``np.ascontiguousarray`` copies it if needed.
     """
 
     def __init__(
@@ -305,9 +366,8 @@ class ResNetKernel(Kernel):
 
     @property
     def hyperparameter_branch_variance(self):
-        return Hyperparameter(
-            "branch_variance", "numeric", _check_bounds("branch_variance", self.branch_variance_bounds)
-        )
+        bounds = _check_bounds("branch_variance", self.branch_variance_bounds)
+        return Hyperparameter("branch_variance", "numeric", bounds)
 
     @property
     def hyperparameter_bias_variance(self):

@@ -1,0 +1,430 @@
+"""resgp.sklearn_kernel.ResNetKernel: exact gradients, scikit-learn's kernel protocol, and the
+kernel at work in scikit-learn's estimators (GP regression and classification, SVC, KernelRidge)."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
+from sklearn.gaussian_process import GaussianProcessClassifier, GaussianProcessRegressor
+from sklearn.gaussian_process.kernels import (
+    RBF,
+    ConstantKernel,
+    Exponentiation,
+    Hyperparameter,
+    Sum,
+    WhiteKernel,
+)
+from sklearn.kernel_ridge import KernelRidge
+from sklearn.metrics.pairwise import pairwise_kernels
+from sklearn.model_selection import train_test_split
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+from threadpoolctl import threadpool_limits
+
+import resgp
+from resgp.kernels import relu_limit_with_gradients
+from resgp.sklearn_kernel import ResNetKernel
+
+FD_RTOL = 1e-6  # |analytic - finite difference| / max|analytic|, per hyperparameter
+FD_STEP = 1e-3  # in log space, 5-point central stencil (error O(h^4))
+
+
+@pytest.fixture(scope="module")
+def X():
+    """Awkward rows: exact and near duplicates, a zero row, antipodal and parallel pairs."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20, 3))
+    X[1] = X[0] + 1e-8
+    X[2] = X[0]
+    X[3] = 0.0
+    X[4] = -X[5]
+    X[6] = 3.0 * X[7]
+    X[8] = X[9] * (1 + 1e-12)
+    X.flags.writeable = False
+    return X
+
+
+@pytest.fixture(scope="module")
+def Y():
+    return np.random.default_rng(1).normal(size=(7, 3))
+
+
+def stencil(f, h=FD_STEP):
+    return (8.0 * (f(h) - f(-h)) - (f(2 * h) - f(-2 * h))) / (12.0 * h)
+
+
+def fd_resnet(X, branch_variance, bias_variance, depth):
+    """Finite differences of K in (log bias_variance, log branch_variance), sklearn's order.
+    Evaluated with fixed bounds, so that points at a bound may be stepped across it."""
+
+    def K(T, b):
+        return ResNetKernel(T, b, depth=depth, branch_variance_bounds="fixed",
+                            bias_variance_bounds="fixed")(X)
+
+    d_bias = stencil(lambda s: K(branch_variance, bias_variance * np.exp(s)))
+    d_branch = stencil(lambda s: K(branch_variance * np.exp(s), bias_variance))
+    return np.stack([d_bias, d_branch], axis=-1)
+
+
+def fd_theta(kernel, X):
+    """Finite differences of any kernel in its theta (sklearn's parameterisation)."""
+    theta = kernel.theta
+
+    def column(i):
+        def K(s):
+            t = theta.copy()
+            t[i] += s
+            return kernel.clone_with_theta(t)(X)
+
+        return stencil(K)
+
+    return np.stack([column(i) for i in range(len(theta))], axis=-1)
+
+
+def assert_gradient_close(G, F, rtol=FD_RTOL):
+    assert G.shape == F.shape
+    assert np.isfinite(G).all()
+    for j in range(G.shape[-1]):
+        scale = np.abs(G[..., j]).max()
+        assert scale > 0
+        err = np.abs(G[..., j] - F[..., j]).max() / scale
+        assert err < rtol, f"hyperparameter {j}: relative error {err:.2e}"
+
+
+# ----------------------------------------------------------------------------- gradients
+
+BRANCH = [1e-2, 1.5e-2, 0.3, 1.0, 3.0, 10.0]  # the default bounds are (1e-2, 10)
+BIAS = [1e-5, 1e-3, 0.1, 1.0, 30.0, 100.0]  # and (1e-5, 100)
+
+
+@pytest.mark.parametrize("branch_variance,bias_variance", list(zip(BRANCH, BIAS))
+                         + list(zip(BRANCH, BIAS[::-1])))
+def test_gradient_infinite_depth_vs_finite_differences(X, branch_variance, bias_variance):
+    kernel = ResNetKernel(branch_variance, bias_variance)
+    K, G = kernel(X, eval_gradient=True)
+    assert K.shape == (20, 20) and G.shape == (20, 20, 2)
+    assert_gradient_close(G, fd_resnet(X, branch_variance, bias_variance, None))
+
+
+@pytest.mark.parametrize("branch_variance,bias_variance",
+                         [(1e-2, 1e-5), (0.3, 100.0), (1.0, 1.0), (10.0, 1e-3), (10.0, 100.0)])
+def test_gradient_depth5_vs_finite_differences(X, branch_variance, bias_variance):
+    kernel = ResNetKernel(branch_variance, bias_variance, depth=5)
+    K, G = kernel(X, eval_gradient=True)
+    assert_gradient_close(G, fd_resnet(X, branch_variance, bias_variance, 5))
+
+
+@pytest.mark.parametrize("depth", [None, 5])
+def test_gradient_without_bias(X, depth):
+    """bias_variance=0 with fixed bounds: the bias-free network, one hyperparameter."""
+    kernel = ResNetKernel(0.7, 0.0, depth=depth, bias_variance_bounds="fixed")
+    K, G = kernel(X, eval_gradient=True)
+    assert G.shape == (20, 20, 1)
+    assert len(kernel.theta) == 1
+    np.testing.assert_allclose(K, resgp.resnet_nngp(X, depth=depth, branch_variance=0.7),
+                               rtol=1e-12, atol=1e-14)
+    F = stencil(lambda s: ResNetKernel(0.7 * np.exp(s), 0.0, depth=depth,
+                                       bias_variance_bounds="fixed")(X))
+    assert_gradient_close(G, F[..., None])
+
+
+@pytest.mark.parametrize("depth", [None, 1, 5])
+def test_values_match_the_library(X, Y, depth):
+    kw = dict(depth=depth, branch_variance=1.7, bias_variance=0.3)
+    kernel = ResNetKernel(1.7, 0.3, depth=depth)
+    K, G = kernel(X, eval_gradient=True)
+    ref = resgp.resnet_nngp(X, **kw)
+    np.testing.assert_allclose(K, ref, rtol=1e-12, atol=1e-14 * np.abs(ref).max())
+    np.testing.assert_array_equal(K, K.T)
+    np.testing.assert_allclose(kernel(X), ref, rtol=1e-12)
+    np.testing.assert_allclose(kernel(X, Y), resgp.resnet_nngp(X, Y, **kw), rtol=1e-12)
+    np.testing.assert_allclose(kernel.diag(X), resgp.resnet_nngp_diag(X, **kw), rtol=1e-12)
+    np.testing.assert_allclose(np.diag(K), kernel.diag(X), rtol=1e-12)
+    if depth is None:  # the same formulas as the library's exact-gradient helper
+        _, dT, dbias = relu_limit_with_gradients(X, branch_variance=1.7, bias_variance=0.3)
+        np.testing.assert_allclose(G[..., 0], 0.3 * dbias, rtol=1e-11, atol=1e-13)
+        np.testing.assert_allclose(G[..., 1], 1.7 * dT, rtol=1e-11, atol=1e-13)
+
+
+def test_gradient_larger_input_is_symmetric_and_matches_library():
+    """Several hundred rows (other pair-vector sizes, many panels of the flow table)."""
+    X = np.random.default_rng(3).normal(size=(300, 6))
+    K, G = ResNetKernel(2.0, 0.5)(X, eval_gradient=True)
+    _, dT, dbias = relu_limit_with_gradients(X, branch_variance=2.0, bias_variance=0.5)
+    np.testing.assert_array_equal(G, G.transpose(1, 0, 2))
+    np.testing.assert_allclose(G[..., 1], 2.0 * dT, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(G[..., 0], 0.5 * dbias, rtol=1e-11, atol=1e-13)
+    one = ResNetKernel()(X[:1], eval_gradient=True)
+    assert one[0].shape == (1, 1) and one[1].shape == (1, 1, 2)
+    np.testing.assert_allclose(one[0], resgp.resnet_nngp(X[:1], bias_variance=1.0))
+
+
+@pytest.mark.parametrize(
+    "kernel",
+    [
+        ConstantKernel(2.0) * ResNetKernel(0.7, 0.3) + WhiteKernel(0.1),
+        ResNetKernel(1.3, 0.05) ** 2,
+        ResNetKernel(0.5, 2.0) + RBF(1.5),
+        ConstantKernel(0.5) * ResNetKernel(2.0, 0.2, depth=5) + WhiteKernel(1e-3),
+        ResNetKernel(0.7, 1.0, bias_variance_bounds="fixed") * RBF(2.0),
+    ],
+    ids=["const*resnet+white", "resnet**2", "resnet+rbf", "depth5-composite", "fixed-bias*rbf"],
+)
+def test_gradient_in_composite_kernels(X, kernel):
+    K, G = kernel(X, eval_gradient=True)
+    assert G.shape == (20, 20, kernel.n_dims)
+    assert_gradient_close(G, fd_theta(kernel, X))
+
+
+# ----------------------------------------------------------------------------- sklearn protocol
+
+
+def test_hyperparameters_theta_bounds():
+    kernel = ResNetKernel(branch_variance=2.0, bias_variance=0.5)
+    names = [h.name for h in kernel.hyperparameters]
+    assert names == ["bias_variance", "branch_variance"]  # sklearn: alphabetical via dir()
+    assert kernel.hyperparameters[0] == Hyperparameter("bias_variance", "numeric", (1e-5, 1e2))
+    assert kernel.hyperparameters[1] == Hyperparameter("branch_variance", "numeric", (1e-2, 1e1))
+    np.testing.assert_array_equal(kernel.theta, np.log([0.5, 2.0]))
+    np.testing.assert_allclose(kernel.bounds, np.log([[1e-5, 1e2], [1e-2, 1e1]]))
+    assert kernel.n_dims == 2
+    kernel.theta = np.log([3.0, 4.0])
+    assert kernel.bias_variance == pytest.approx(3.0)
+    assert kernel.branch_variance == pytest.approx(4.0)
+    kernel.set_params(branch_variance=5.0)
+    assert kernel.theta[1] == pytest.approx(np.log(5.0))
+    other = kernel.clone_with_theta(np.log([0.2, 0.3]))
+    assert other.bias_variance == pytest.approx(0.2) and kernel.bias_variance == pytest.approx(3.0)
+    with pytest.raises(ValueError, match="theta has not the correct number"):
+        kernel.theta = np.zeros(3)
+    assert not kernel.is_stationary()
+    assert kernel.requires_vector_input
+
+
+def test_fixed_hyperparameter_drops_out(X):
+    """As sklearn's test_kernel_theta: fixing one removes it from theta and the gradient."""
+    for depth in (None, 5):
+        kernel = ResNetKernel(0.8, 0.4, depth=depth)
+        theta = kernel.theta
+        _, G = kernel(X, eval_gradient=True)
+        for i, h in enumerate(kernel.hyperparameters):
+            params = kernel.get_params()
+            params[h.name + "_bounds"] = "fixed"
+            fixed = ResNetKernel(**params)
+            _, G_fixed = fixed(X, eval_gradient=True)
+            assert len(fixed.theta) == 1 and G_fixed.shape == (20, 20, 1)
+            keep = 1 - i
+            assert fixed.theta[0] == theta[keep]
+            np.testing.assert_allclose(G_fixed[..., 0], G[..., keep], rtol=1e-13, atol=1e-15)
+            assert [p.name for p in fixed.hyperparameters if not p.fixed] == [
+                kernel.hyperparameters[keep].name]
+    both = ResNetKernel(branch_variance_bounds="fixed", bias_variance_bounds="fixed")
+    K, G = both(X, eval_gradient=True)
+    assert G.shape == (20, 20, 0) and both.theta.shape == (0,) and both.bounds.shape == (0,)
+
+
+def test_clone_pickle_repr_equality_params(X):
+    kernel = ResNetKernel(branch_variance=2.5, bias_variance=0.01, depth=3,
+                          branch_variance_bounds=(0.1, 5.0))
+    cloned = clone(kernel)
+    assert cloned == kernel and cloned is not kernel
+    assert cloned.get_params() == kernel.get_params()
+    for a, b in zip(kernel.hyperparameters, cloned.hyperparameters):
+        assert a == b
+    restored = pickle.loads(pickle.dumps(kernel))
+    assert restored == kernel
+    np.testing.assert_array_equal(restored(X), kernel(X))
+    assert repr(kernel) == "ResNetKernel(branch_variance=2.5, bias_variance=0.01, depth=3)"
+    assert repr(ResNetKernel()) == "ResNetKernel(branch_variance=1, bias_variance=1)"
+    assert "ResNetKernel" in repr(ConstantKernel() * kernel)
+    assert kernel != ResNetKernel(branch_variance=2.5, bias_variance=0.01, depth=4,
+                                  branch_variance_bounds=(0.1, 5.0))
+    assert kernel != RBF()
+    assert set(kernel.get_params()) == {"branch_variance", "bias_variance", "activation", "depth",
+                                        "branch_variance_bounds", "bias_variance_bounds"}
+    kernel.set_params(depth=None, bias_variance=0.2)
+    assert kernel.depth is None and kernel.bias_variance == 0.2
+    with pytest.raises(ValueError, match="Invalid parameter"):
+        kernel.set_params(weight_variance=2.0)
+    # nested, as inside a GP's kernel
+    composite = ConstantKernel() * ResNetKernel()
+    composite.set_params(k2__branch_variance=3.0)
+    assert composite.k2.branch_variance == 3.0
+    assert clone(composite) == composite
+
+
+def test_auto_cross_diag_pairwise(X, Y):
+    kernel = ResNetKernel(1.2, 0.3)
+    np.testing.assert_allclose(kernel(X), kernel(X, X), rtol=1e-12)
+    np.testing.assert_allclose(kernel.diag(X), np.diag(kernel(X)), rtol=1e-12)
+    np.testing.assert_allclose(pairwise_kernels(X, Y, metric=kernel), kernel(X, Y), rtol=1e-12)
+    np.testing.assert_allclose(pairwise_kernels(X, metric=kernel), kernel(X), rtol=1e-12)
+    assert isinstance(kernel(X.tolist()), np.ndarray)  # nested lists work too
+    # inputs are not modified, results are writable float64 arrays
+    K, G = kernel(X, eval_gradient=True)
+    assert K.dtype == G.dtype == np.float64 and K.flags.writeable
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize(
+    "params,error,match",
+    [
+        (dict(branch_variance=-1.0), ValueError, "branch_variance must be > 0"),
+        (dict(branch_variance=0.0), ValueError, "branch_variance must be > 0"),
+        (dict(branch_variance=np.nan), ValueError, "branch_variance must be finite"),
+        (dict(branch_variance="big"), TypeError, "branch_variance must be a real number"),
+        (dict(bias_variance=-0.5), ValueError, "bias_variance must be >= 0"),
+        (dict(bias_variance=0.0), ValueError, "bias_variance=0 requires bias_variance_bounds='fixed'"),
+        (dict(branch_variance=50.0), ValueError, r"branch_variance=50.0 is outside branch_variance_bounds"),
+        (dict(bias_variance=1e-7), ValueError, "bias_variance=1e-07 is outside bias_variance_bounds"),
+        (dict(branch_variance_bounds=(1.0, 0.1)), ValueError, "branch_variance_bounds must satisfy"),
+        (dict(bias_variance_bounds=(0.0, 1.0)), ValueError, "bias_variance_bounds must satisfy"),
+        (dict(bias_variance_bounds=(1e-5, np.inf)), ValueError, "bias_variance_bounds must satisfy"),
+        (dict(branch_variance_bounds="free"), ValueError, "branch_variance_bounds must be 'fixed' or a pair"),
+        (dict(branch_variance_bounds=(1, 2, 3)), ValueError, "branch_variance_bounds must be 'fixed' or a pair"),
+        (dict(depth=0), ValueError, "depth must be >= 1"),
+        (dict(depth=2.5), TypeError, "depth must be an integer"),
+        (dict(activation="swish"), ValueError, "unknown activation"),
+    ],
+)
+def test_bad_hyperparameters(X, params, error, match):
+    kernel = ResNetKernel(**params)
+    for evaluate in (lambda: kernel(X), lambda: kernel(X, eval_gradient=True), lambda: kernel.diag(X)):
+        with pytest.raises(error, match=match):
+            evaluate()
+
+
+def test_fixed_bounds_skip_the_range_check(X):
+    """Out-of-range values are fine with fixed bounds (nothing is optimised)."""
+    kernel = ResNetKernel(50.0, 1e-7, branch_variance_bounds="fixed", bias_variance_bounds="fixed")
+    np.testing.assert_allclose(kernel(X), resgp.resnet_nngp(X, branch_variance=50.0,
+                                                             bias_variance=1e-7), rtol=1e-12)
+
+
+def test_zero_bias_with_free_bounds_is_refused_early(X):
+    kernel = ResNetKernel(bias_variance=0.0)
+    with pytest.raises(ValueError, match="log"):
+        kernel.theta
+    assert "bias_variance=0" in repr(kernel)  # repr still works
+    with pytest.raises(ValueError, match="bias_variance_bounds='fixed'"):
+        GaussianProcessRegressor(ResNetKernel(bias_variance=0.0)).fit(X, np.arange(20.0))
+
+
+def test_bad_inputs(X, Y):
+    kernel = ResNetKernel()
+    with pytest.raises(ValueError, match="Gradient can only be evaluated when Y is None"):
+        kernel(X, Y, eval_gradient=True)
+    with pytest.raises(ValueError, match="same number of features"):
+        kernel(X, Y[:, :2])
+    bad = np.array(X)
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        kernel(bad, eval_gradient=True)
+    with pytest.raises(ValueError, match="2-D"):
+        kernel(np.ones(3))
+    with pytest.raises(NotImplementedError, match="infinite-depth"):
+        ResNetKernel(activation=resgp.Activation("mine", resgp.ACTIVATIONS["relu"].dual, True))(X)
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+@pytest.fixture(scope="module", autouse=False)
+def one_blas_thread():
+    """Small GP problems on a small shared machine: threaded BLAS only adds contention."""
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
+def split(X, y, **kw):
+    Xtr, Xte, ytr, yte = train_test_split(X, y, random_state=0, **kw)
+    scaler = StandardScaler().fit(Xtr)
+    return scaler.transform(Xtr), scaler.transform(Xte), ytr, yte
+
+
+def r2(y, pred):
+    return 1.0 - ((y - pred) ** 2).sum() / ((y - y.mean()) ** 2).sum()
+
+
+def fit_quietly(model, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: a hyperparameter at its bound
+        return model.fit(X, y)
+
+
+def test_gp_regression_diabetes(one_blas_thread):
+    Xtr, Xte, ytr, yte = split(*load_diabetes(return_X_y=True))
+    scores = {}
+    for name, base in [("resnet", ResNetKernel()), ("rbf", RBF())]:
+        gp = GaussianProcessRegressor(ConstantKernel() * base + WhiteKernel(), normalize_y=True,
+                                      n_restarts_optimizer=2, random_state=0)
+        fit_quietly(gp, Xtr, ytr)
+        scores[name] = r2(yte, gp.predict(Xte))
+        if name == "resnet":
+            assert not np.allclose(gp.kernel_.theta, gp.kernel.theta)  # it was optimised
+            mean, std = gp.predict(Xte, return_std=True)
+            assert np.isfinite(std).all() and (std > 0).all()
+    # a constant (training mean) predictor scores r2 <= 0 on held-out data
+    assert r2(yte, np.full_like(yte, ytr.mean(), dtype=float)) < 0.01
+    assert scores["resnet"] > 0.3
+    assert scores["resnet"] > scores["rbf"] - 0.05, scores
+
+
+def test_gp_classification_breast_cancer(one_blas_thread):
+    X, y = load_breast_cancer(return_X_y=True)
+    Xtr, Xte, ytr, yte = split(X, y, stratify=y)
+    acc = {}
+    for name, base in [("resnet", ResNetKernel()), ("rbf", RBF())]:
+        gpc = fit_quietly(GaussianProcessClassifier(ConstantKernel() * base, random_state=0), Xtr, ytr)
+        acc[name] = gpc.score(Xte, yte)
+        if name == "resnet":
+            assert not np.allclose(gpc.kernel_.theta, gpc.kernel.theta)  # the optimiser moved
+            proba = gpc.predict_proba(Xte)
+            assert np.allclose(proba.sum(axis=1), 1.0)
+    assert acc["resnet"] > 0.93
+    assert acc["resnet"] > acc["rbf"] - 0.03, acc
+
+
+def test_gp_classification_digits_multiclass(one_blas_thread):
+    # five classes, 300 training rows: one-vs-rest Laplace fits are slow; all ten classes on
+    # 400 rows give the same picture (0.955 against RBF's 0.950) in about a minute
+    X, y = load_digits(n_class=5, return_X_y=True)
+    Xtr, Xte, ytr, yte = split(X, y, train_size=300, test_size=300, stratify=y)
+    acc = {}
+    for name, base in [("resnet", ResNetKernel()), ("rbf", RBF())]:
+        gpc = fit_quietly(GaussianProcessClassifier(ConstantKernel() * base, random_state=0), Xtr, ytr)
+        acc[name] = gpc.score(Xte, yte)
+    assert len(gpc.classes_) == 5
+    assert acc["resnet"] > 0.95
+    assert acc["resnet"] > acc["rbf"] - 0.03, acc
+
+
+def test_svc_and_kernel_ridge(one_blas_thread):
+    X, y = load_breast_cancer(return_X_y=True)
+    Xtr, Xte, ytr, yte = split(X, y, stratify=y)
+    kernel = ResNetKernel()
+    svc = SVC(C=1.0, kernel=kernel).fit(Xtr, ytr)  # SVC calls kernel(X, Y) on whole matrices
+    pre = SVC(C=1.0, kernel="precomputed").fit(kernel(Xtr), ytr)
+    np.testing.assert_array_equal(svc.predict(Xte), pre.predict(kernel(Xte, Xtr)))
+    assert svc.score(Xte, yte) > 0.93
+    assert svc.score(Xte, yte) > SVC(C=1.0).fit(Xtr, ytr).score(Xte, yte) - 0.03
+
+    Xtr, Xte, ytr, yte = split(*load_diabetes(return_X_y=True))
+    center = ytr.mean()
+    krr = KernelRidge(alpha=3.0, kernel=kernel).fit(Xtr, ytr - center)  # sklearn's GP-kernel path
+    pre = KernelRidge(alpha=3.0, kernel="precomputed").fit(kernel(Xtr), ytr - center)
+    np.testing.assert_allclose(krr.predict(Xte), pre.predict(kernel(Xte, Xtr)), rtol=1e-8)
+    assert r2(yte, krr.predict(Xte) + center) > 0.3
+
+
+def test_kernel_types_in_composites(X):
+    assert isinstance(ResNetKernel() ** 2, Exponentiation)
+    assert isinstance(ResNetKernel() + RBF(), Sum)
+    assert (ResNetKernel() + RBF()).requires_vector_input
+    kernel = ConstantKernel() * ResNetKernel() * ResNetKernel(2.0)
+    assert kernel.n_dims == 5
