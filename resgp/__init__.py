@@ -10,12 +10,13 @@ Neural Tangents adapters live in :mod:`resgp.nt` (imported on demand: it pulls T
 
 from .activations import ACTIVATIONS, Activation
 from .kernels import mlp_nngp, mlp_nngp_diag, resnet_nngp, resnet_nngp_diag
-from .sklearn_kernel import ResNetKernel
+from .sklearn_kernel import MLPKernel, ResNetKernel
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATIONS",
+    "MLPKernel",
     "ResNetKernel",
     "Activation",
     "mlp_nngp",

@@ -40,7 +40,7 @@ from ._validation import check_depth, check_inputs, check_variance
 from ._x64 import float64
 from .activations import RELU, _correlation, get_activation, relu_dual
 
-__all__ = ["ResNetKernel"]
+__all__ = ["MLPKernel", "ResNetKernel"]
 
 WEIGHT_VARIANCE = 1.0
 # theta -> exp(theta) may land a rounding error outside the bounds it was clipped to
@@ -244,32 +244,38 @@ def _differentiable_dual(activation):
     return _relu_dual_smooth if activation is RELU else activation.dual
 
 
-@partial(jax.jit, static_argnames=("dual", "depth", "directions", "diagonal"))
-def _recursion_grad_tile(z1, n1, z2, n2, T, bias_variance, *, dual, depth, directions, diagonal):
+@partial(jax.jit, static_argnames=("dual", "depth", "architecture", "directions", "diagonal"))
+def _recursion_grad_tile(z1, n1, z2, n2, T, bias_variance, *, dual, depth, architecture,
+                         directions, diagonal):
     """Stack (1 + k, b1, b2): K and dK/d log(hyperparameter) for ``directions`` (0: T, 1: bias).
 
     q_0 depends on the bias variance only through a shift: :math:`\\partial q_0 /
-    \\partial\\sigma_b^2 = 1` for every entry (diagonal variances included); the layer gains
-    are T / depth. Forward mode through :func:`resgp.kernels._recursion`.
+    \\partial\\sigma_b^2 = 1` for every entry (diagonal variances included). ResNet layers have
+    gains T / depth; MLP layers (``architecture="mlp"``) have gain ``T`` (the weight variance,
+    fixed) and add the bias variance in every layer. Forward mode through
+    :func:`resgp.kernels._recursion`.
     """
     q11, q22 = n1 * n1, n2 * n2
     q12 = n1[:, None] * n2[None, :] * _k._correlations(z1, z2, diagonal)
     ones, zeros = jnp.ones(depth), jnp.zeros(depth)
 
     def f(p):
-        layers = (ones, jnp.full(depth, p[0] / depth), zeros)
+        if architecture == "resnet":
+            layers = (ones, jnp.full(depth, p[0] / depth), zeros)
+        else:
+            layers = (zeros, jnp.full(depth, T), jnp.full(depth, bias_variance + p[1]))
         return _k._recursion(q11 + p[1], q22 + p[1], q12 + p[1], layers, dual)
 
-    p0 = jnp.stack([T, jnp.zeros_like(T)])
+    p0 = jnp.stack([T, jnp.zeros_like(T)]) if architecture == "resnet" else jnp.zeros(2)
     basis = jnp.eye(2)[np.asarray(directions)]
     K, dK = jax.vmap(lambda t: jax.jvp(f, (p0,), (t,)), out_axes=(None, 0))(basis)
     dK = dK * jnp.stack([T, bias_variance])[np.asarray(directions)][:, None, None]
     return jnp.concatenate([K[None], dK])
 
 
-def _recursion_gradient(X, depth, activation, T, bias_variance, want_T, want_bias):
-    directions = tuple(i for i, want in ((0, want_T), (1, want_bias)) if want)
-    f = _k._features(X, WEIGHT_VARIANCE, bias_variance)
+def _recursion_gradient(X, depth, activation, T, bias_variance, directions, *,
+                        architecture="resnet", weight_variance=WEIGHT_VARIANCE):
+    f = _k._features(X, weight_variance, bias_variance)
     with float64():
         tile_fn = partial(
             _recursion_grad_tile,
@@ -277,7 +283,8 @@ def _recursion_gradient(X, depth, activation, T, bias_variance, want_T, want_bia
             bias_variance=jnp.float64(bias_variance),
             dual=_differentiable_dual(activation),
             depth=depth,
-            directions=directions,
+            architecture=architecture,
+            directions=tuple(directions),
         )
         out = _k._tiled(tile_fn, f, None)
     return out[0], out[1:]
@@ -309,7 +316,92 @@ def _check_bounds(name, bounds):
     return low, high
 
 
-class ResNetKernel(Kernel):
+class _NNGPKernel(Kernel):
+    """What every resgp scikit-learn kernel shares: the validated ``bias_variance``
+    hyperparameter, evaluation through a kernel function, the gradient protocol, the diagonal.
+    Subclasses set ``_free`` (name -> direction 0: T, 1: bias) and the ``_function``/``_diag_function``
+    hooks."""
+
+    @property
+    def hyperparameter_bias_variance(self):
+        bounds = _check_bounds("bias_variance", self.bias_variance_bounds)
+        if bounds != "fixed" and _is_zero(self.bias_variance):
+            raise ValueError(_ZERO_BIAS)
+        return Hyperparameter("bias_variance", "numeric", bounds)
+
+    def _validated(self, names):
+        """Check the hyperparameters ``names`` against their bounds; return (values, free)."""
+        values, free = {}, []
+        for name in names:
+            value = check_variance(name, getattr(self, name), allow_zero=name == "bias_variance")
+            values[name] = value
+            bounds = _check_bounds(name, getattr(self, name + "_bounds"))
+            if bounds == "fixed":
+                continue
+            if value == 0:
+                raise ValueError(_ZERO_BIAS)
+            low, high = bounds
+            if not low * (1 - _BOUNDS_RTOL) <= value <= high * (1 + _BOUNDS_RTOL):
+                raise ValueError(
+                    f"{name}={value!r} is outside {name}_bounds=({low:g}, {high:g}); "
+                    f"widen the bounds or set them to 'fixed'"
+                )
+            free.append(name)
+        return values, free
+
+    def __call__(self, X, Y=None, eval_gradient=False):
+        """Return the kernel k(X, Y) and optionally its gradient.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples_X, n_features)
+        Y : array of shape (n_samples_Y, n_features) or None (then k(X, X))
+        eval_gradient : bool, default=False
+            Also return the gradient with respect to the log of the non-fixed hyperparameters
+            (only when Y is None).
+
+        Returns
+        -------
+        K : ndarray of shape (n_samples_X, n_samples_Y)
+        K_gradient : ndarray of shape (n_samples_X, n_samples_X, n_dims), optional
+            Last axis in the order of ``self.hyperparameters`` / ``self.theta`` (alphabetical),
+            fixed ones left out. A view of a (n_dims, N, N) array (not C-contiguous).
+        """
+        kwargs, free = self._settings()
+        function = self._function
+        if Y is not None:
+            if eval_gradient:
+                raise ValueError("Gradient can only be evaluated when Y is None.")
+            return function(np.asarray(X), np.asarray(Y), **kwargs)
+        if not eval_gradient:
+            return function(np.asarray(X), **kwargs)
+        X = check_inputs(X, "X")
+        if not free:
+            return function(X, **kwargs), np.empty((X.shape[0], X.shape[0], 0))
+        # directions in sklearn's alphabetical order of hyperparameter names
+        K, grad = self._gradient(X, kwargs, [self._DIRECTIONS[name] for name in sorted(free)])
+        return K, grad.transpose(1, 2, 0)
+
+    def diag(self, X):
+        """The diagonal k(x, x), shape (n_samples,), without forming the matrix."""
+        kwargs, _ = self._settings()
+        return self._diag_function(np.asarray(X), **kwargs)
+
+    def is_stationary(self):
+        """Returns False: the kernel depends on the inputs' norms, not only their difference."""
+        return False
+
+    @property
+    def requires_vector_input(self):
+        return True
+
+    def _repr_extra(self):
+        if isinstance(self.activation, str) and self.activation.lower() == "relu":
+            return ""
+        return f", activation={getattr(self.activation, 'name', self.activation)!r}"
+
+
+class ResNetKernel(_NNGPKernel):
     r"""NNGP kernel of the infinitely wide scaled ResNet (Hayou & Yang 2023), for scikit-learn.
 
     :math:`k(a, b) = q_T(a, b)`: the covariance of the output of a ResNet whose input layer has
@@ -346,6 +438,8 @@ class ResNetKernel(Kernel):
     scikit-learn's GP code uses as it is; ``np.ascontiguousarray`` copies it if needed.
     """
 
+    _DIRECTIONS = {"branch_variance": 0, "bias_variance": 1}
+
     def __init__(
         self,
         branch_variance=1.0,
@@ -362,117 +456,99 @@ class ResNetKernel(Kernel):
         self.branch_variance_bounds = branch_variance_bounds
         self.bias_variance_bounds = bias_variance_bounds
 
-    # -- hyperparameters (sklearn lists them alphabetically: bias_variance, branch_variance)
-
     @property
     def hyperparameter_branch_variance(self):
         bounds = _check_bounds("branch_variance", self.branch_variance_bounds)
         return Hyperparameter("branch_variance", "numeric", bounds)
 
-    @property
-    def hyperparameter_bias_variance(self):
-        bounds = _check_bounds("bias_variance", self.bias_variance_bounds)
-        if bounds != "fixed" and _is_zero(self.bias_variance):
-            raise ValueError(_ZERO_BIAS)
-        return Hyperparameter("bias_variance", "numeric", bounds)
+    _function = staticmethod(_k.resnet_nngp)
+    _diag_function = staticmethod(_k.resnet_nngp_diag)
 
     def _settings(self):
-        """Validated (T, bias_variance, depth, activation, want_T, want_bias)."""
-        T = check_variance("branch_variance", self.branch_variance)
-        bias = check_variance("bias_variance", self.bias_variance, allow_zero=True)
+        """Validated keyword arguments of :func:`resgp.resnet_nngp` and the free names."""
+        values, free = self._validated(("branch_variance", "bias_variance"))
         depth = check_depth(self.depth, allow_none=True)
         activation = get_activation(self.activation)
-        free = {}
-        for name, value in (("branch_variance", T), ("bias_variance", bias)):
-            bounds = _check_bounds(name, getattr(self, name + "_bounds"))
-            free[name] = bounds != "fixed"
-            if bounds == "fixed":
-                continue
-            if value == 0:
-                raise ValueError(_ZERO_BIAS)
-            low, high = bounds
-            if not low * (1 - _BOUNDS_RTOL) <= value <= high * (1 + _BOUNDS_RTOL):
-                raise ValueError(
-                    f"{name}={value!r} is outside {name}_bounds=({low:g}, {high:g}); "
-                    f"widen the bounds or set them to 'fixed'"
-                )
         if depth is None and activation.name != "relu":
             raise NotImplementedError(
                 f"the infinite-depth kernel for activation {activation.name!r} is not available "
                 f"yet; give a finite depth"
             )
-        return T, bias, depth, activation, free["branch_variance"], free["bias_variance"]
+        kwargs = dict(depth=depth, weight_variance=WEIGHT_VARIANCE, activation=activation, **values)
+        return kwargs, free
 
-    def _kwargs(self, T, bias, depth, activation):
-        return dict(
-            depth=depth,
-            branch_variance=T,
-            weight_variance=WEIGHT_VARIANCE,
-            bias_variance=bias,
-            activation=activation,
-        )
-
-    # -- evaluation
-
-    def __call__(self, X, Y=None, eval_gradient=False):
-        """Return the kernel k(X, Y) and optionally its gradient.
-
-        Parameters
-        ----------
-        X : array of shape (n_samples_X, n_features)
-        Y : array of shape (n_samples_Y, n_features) or None (then k(X, X))
-        eval_gradient : bool, default=False
-            Also return the gradient with respect to the log of the non-fixed hyperparameters
-            (only when Y is None).
-
-        Returns
-        -------
-        K : ndarray of shape (n_samples_X, n_samples_Y)
-        K_gradient : ndarray of shape (n_samples_X, n_samples_X, n_dims), optional
-            Last axis in the order of ``self.hyperparameters`` / ``self.theta``
-            (bias_variance, then branch_variance), fixed ones left out. A view of a
-            (n_dims, N, N) array (not C-contiguous).
-        """
-        T, bias, depth, activation, want_T, want_bias = self._settings()
-        kwargs = self._kwargs(T, bias, depth, activation)
-        if Y is not None:
-            if eval_gradient:
-                raise ValueError("Gradient can only be evaluated when Y is None.")
-            return _k.resnet_nngp(np.asarray(X), np.asarray(Y), **kwargs)
-        if not eval_gradient:
-            return _k.resnet_nngp(np.asarray(X), **kwargs)
-        X = check_inputs(X, "X")
-        if not (want_T or want_bias):
-            return _k.resnet_nngp(X, **kwargs), np.empty((X.shape[0], X.shape[0], 0))
-        if depth is None:
-            K, grad = _relu_limit_gradient(X, T, bias, want_T, want_bias)
-        else:
-            K, grad = _recursion_gradient(X, depth, activation, T, bias, want_T, want_bias)
-        # (T, bias) order -> sklearn's alphabetical hyperparameter order (bias, branch)
-        return K, grad[::-1].transpose(1, 2, 0)
-
-    def diag(self, X):
-        """The diagonal k(x, x), shape (n_samples,), without forming the matrix."""
-        T, bias, depth, activation, _, _ = self._settings()
-        return _k.resnet_nngp_diag(np.asarray(X), **self._kwargs(T, bias, depth, activation))
-
-    def is_stationary(self):
-        """Returns False: the kernel depends on the inputs' norms, not only their difference."""
-        return False
-
-    @property
-    def requires_vector_input(self):
-        return True
+    def _gradient(self, X, kwargs, directions):
+        T, bias = kwargs["branch_variance"], kwargs["bias_variance"]
+        if kwargs["depth"] is None:
+            K, grad = _relu_limit_gradient(X, T, bias, 0 in directions, 1 in directions)
+            return K, grad[::-1]  # (T, bias) order -> (bias, T)
+        return _recursion_gradient(X, kwargs["depth"], kwargs["activation"], T, bias, directions)
 
     def __repr__(self):
-        extra = ""
-        if self.depth is not None:
-            extra += f", depth={self.depth!r}"
-        if not (isinstance(self.activation, str) and self.activation.lower() == "relu"):
-            name = getattr(self.activation, "name", self.activation)
-            extra += f", activation={name!r}"
-        return "{0}(branch_variance={1}, bias_variance={2}{3})".format(
-            self.__class__.__name__, _fmt(self.branch_variance), _fmt(self.bias_variance), extra
+        extra = "" if self.depth is None else f", depth={self.depth!r}"
+        return "{0}(branch_variance={1}, bias_variance={2}{3}{4})".format(
+            self.__class__.__name__, _fmt(self.branch_variance), _fmt(self.bias_variance), extra,
+            self._repr_extra(),
+        )
+
+
+class MLPKernel(_NNGPKernel):
+    r"""NNGP kernel of the infinitely wide MLP (no skip connections), for scikit-learn.
+
+    The comparator of THEORY.md: :math:`q_0(a,b) = \sigma_w^2\langle a, b\rangle / d +
+    \sigma_b^2`, :math:`q_l = \sigma_w^2 E[\phi(u)\phi(v)] + \sigma_b^2` for l = 1..``depth``;
+    same as :func:`resgp.mlp_nngp`. For ReLU this is the arc-cosine kernel of degree 1 composed
+    ``depth`` times (Cho & Saul 2009); with :math:`\sigma_w^2 = 2` (the default) every
+    correlation tends to 1 as depth grows. Not stationary; scale it with a ``ConstantKernel``.
+
+    Parameters
+    ----------
+    depth : int >= 1, default=3
+        Number of hidden layers.
+    bias_variance : float >= 0, default=1.0
+        :math:`\sigma_b^2` of every layer; the only hyperparameter (log scale). 0 needs
+        ``bias_variance_bounds="fixed"``.
+    activation : str, default="relu"
+    weight_variance : float > 0, default=2.0
+        :math:`\sigma_w^2` of every layer, fixed: for ReLU it only rescales the kernel together
+        with the bias variance, which the ``ConstantKernel`` in front already does.
+    bias_variance_bounds : pair of floats > 0 or "fixed"
+    """
+
+    _DIRECTIONS = {"bias_variance": 1}
+
+    def __init__(self, depth=3, bias_variance=1.0, activation="relu", weight_variance=2.0,
+                 bias_variance_bounds=(1e-5, 1e2)):
+        self.depth = depth
+        self.bias_variance = bias_variance
+        self.activation = activation
+        self.weight_variance = weight_variance
+        self.bias_variance_bounds = bias_variance_bounds
+
+    _function = staticmethod(_k.mlp_nngp)
+    _diag_function = staticmethod(_k.mlp_nngp_diag)
+
+    def _settings(self):
+        """Validated keyword arguments of :func:`resgp.mlp_nngp` and the free names."""
+        values, free = self._validated(("bias_variance",))
+        kwargs = dict(
+            depth=check_depth(self.depth, allow_none=False),
+            weight_variance=check_variance("weight_variance", self.weight_variance),
+            activation=get_activation(self.activation),
+            **values,
+        )
+        return kwargs, free
+
+    def _gradient(self, X, kwargs, directions):
+        return _recursion_gradient(
+            X, kwargs["depth"], kwargs["activation"], kwargs["weight_variance"],
+            kwargs["bias_variance"], directions, architecture="mlp",
+            weight_variance=kwargs["weight_variance"],
+        )
+
+    def __repr__(self):
+        return "{0}(depth={1!r}, bias_variance={2}{3})".format(
+            self.__class__.__name__, self.depth, _fmt(self.bias_variance), self._repr_extra()
         )
 
 

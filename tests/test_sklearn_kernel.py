@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 import resgp
 from resgp.kernels import relu_limit_with_gradients
-from resgp.sklearn_kernel import ResNetKernel
+from resgp.sklearn_kernel import MLPKernel, ResNetKernel
 
 FD_RTOL = 1e-6  # |analytic - finite difference| / max|analytic|, per hyperparameter
 FD_STEP = 1e-3  # in log space, 5-point central stencil (error O(h^4))
@@ -428,3 +428,45 @@ def test_kernel_types_in_composites(X):
     assert (ResNetKernel() + RBF()).requires_vector_input
     kernel = ConstantKernel() * ResNetKernel() * ResNetKernel(2.0)
     assert kernel.n_dims == 5
+
+
+# ----------------------------------------------------------------------------- MLPKernel
+
+
+@pytest.mark.parametrize("depth,bias_variance", [(1, 1.1e-5), (3, 0.2), (3, 90.0), (8, 1.0)])
+def test_mlp_kernel_values_and_gradient(X, Y, depth, bias_variance):
+    kernel = MLPKernel(depth=depth, bias_variance=bias_variance)
+    K, G = kernel(X, eval_gradient=True)
+    expected = resgp.mlp_nngp(X, depth=depth, weight_variance=2.0, bias_variance=bias_variance)
+    np.testing.assert_allclose(K, expected, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(kernel(X, Y), resgp.mlp_nngp(
+        X, Y, depth=depth, weight_variance=2.0, bias_variance=bias_variance), rtol=1e-13)
+    np.testing.assert_allclose(kernel.diag(X), np.diag(expected), rtol=1e-13)
+    assert G.shape == (20, 20, 1)
+    assert_gradient_close(G, fd_theta(kernel, X))
+    composite = ConstantKernel(0.5) * kernel + WhiteKernel(0.1)
+    assert_gradient_close(composite(X, eval_gradient=True)[1], fd_theta(composite, X))
+
+
+def test_mlp_kernel_protocol(X):
+    kernel = MLPKernel(depth=4, bias_variance=0.3)
+    assert [h.name for h in kernel.hyperparameters] == ["bias_variance"]
+    np.testing.assert_array_equal(kernel.theta, np.log([0.3]))
+    assert repr(kernel) == "MLPKernel(depth=4, bias_variance=0.3)"
+    restored = pickle.loads(pickle.dumps(clone(kernel)))
+    assert restored == kernel
+    np.testing.assert_array_equal(restored(X), kernel(X))
+    assert set(kernel.get_params()) == {"depth", "bias_variance", "activation",
+                                        "weight_variance", "bias_variance_bounds"}
+    fixed = MLPKernel(depth=2, bias_variance=0.0, bias_variance_bounds="fixed")
+    K, G = fixed(X, eval_gradient=True)
+    assert G.shape == (20, 20, 0)
+    np.testing.assert_allclose(K, resgp.mlp_nngp(X, depth=2), rtol=1e-13)
+    with pytest.raises(ValueError, match="bias_variance=0 requires"):
+        MLPKernel(bias_variance=0.0)(X)
+    with pytest.raises(ValueError, match="depth must be >= 1"):
+        MLPKernel(depth=0)(X)
+    with pytest.raises(TypeError, match="depth"):
+        MLPKernel(depth=None)(X)
+    with pytest.raises(ValueError, match="weight_variance must be > 0"):
+        MLPKernel(weight_variance=-1.0)(X)
