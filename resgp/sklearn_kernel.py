@@ -15,7 +15,11 @@ Hyperparameters (optimised in log space, like every scikit-learn kernel):
 
 * ``branch_variance`` :math:`T > 0`, the total branch variance (depth time) of the ResNet;
 * ``bias_variance`` :math:`\sigma_b^2`, the input layer's bias variance,
-  :math:`q_0(a, b) = \langle a, b\rangle / d + \sigma_b^2`.
+  :math:`q_0(a, b) = \langle a, b\rangle / d + \sigma_b^2`; 0 by default (a bias-free network,
+  as in Hayou & Yang), and then fixed. ``ResNetKernel(bias_variance=0.1)`` tunes it too.
+
+:class:`MLPKernel` is the same for the MLP without skip connections (the arc-cosine kernel
+composed ``depth`` times), the comparator of THEORY.md.
 
 The input layer's weight variance is fixed to 1: for ReLU it only rescales the kernel, and the
 amplitude belongs to a ``ConstantKernel`` in front. Gradients are exact: at infinite depth from
@@ -45,6 +49,7 @@ __all__ = ["MLPKernel", "ResNetKernel"]
 WEIGHT_VARIANCE = 1.0
 # theta -> exp(theta) may land a rounding error outside the bounds it was clipped to
 _BOUNDS_RTOL = 1e-8
+DEFAULT_BIAS_BOUNDS = (1e-5, 1e2)
 _PAIR_CHUNK = 1 << 23  # pairs per call of the infinite-depth gradient kernel
 
 
@@ -322,9 +327,17 @@ class _NNGPKernel(Kernel):
     Subclasses set ``_free`` (name -> direction 0: T, 1: bias) and the ``_function``/``_diag_function``
     hooks."""
 
+    def _bounds(self, name):
+        """The effective bounds of hyperparameter ``name``: ``None`` for the bias variance means
+        ``DEFAULT_BIAS_BOUNDS``, or "fixed" when the bias variance is 0 (a bias-free network)."""
+        bounds = getattr(self, name + "_bounds")
+        if bounds is None and name == "bias_variance":
+            return "fixed" if _is_zero(self.bias_variance) else DEFAULT_BIAS_BOUNDS
+        return _check_bounds(name, bounds)
+
     @property
     def hyperparameter_bias_variance(self):
-        bounds = _check_bounds("bias_variance", self.bias_variance_bounds)
+        bounds = self._bounds("bias_variance")
         if bounds != "fixed" and _is_zero(self.bias_variance):
             raise ValueError(_ZERO_BIAS)
         return Hyperparameter("bias_variance", "numeric", bounds)
@@ -335,7 +348,7 @@ class _NNGPKernel(Kernel):
         for name in names:
             value = check_variance(name, getattr(self, name), allow_zero=name == "bias_variance")
             values[name] = value
-            bounds = _check_bounds(name, getattr(self, name + "_bounds"))
+            bounds = self._bounds(name)
             if bounds == "fixed":
                 continue
             if value == 0:
@@ -414,21 +427,22 @@ class ResNetKernel(_NNGPKernel):
     ----------
     branch_variance : float > 0, default=1.0
         Total branch variance T (the depth time of the kernel flow).
-    bias_variance : float >= 0, default=1.0
-        Bias variance :math:`\sigma_b^2` of the input layer. 0 (a bias-free network) needs
-        ``bias_variance_bounds="fixed"``: hyperparameters live in log space.
+    bias_variance : float >= 0, default=0.0
+        Bias variance :math:`\sigma_b^2` of the input layer. The default 0 is a bias-free
+        network (as in Hayou & Yang), and then not a hyperparameter: a log-scale
+        hyperparameter cannot start at 0. Give a positive value to tune it.
     activation : str, default="relu"
         Activation of the residual branches (see :data:`resgp.ACTIVATIONS`); the infinite-depth
         kernel exists for "relu".
     depth : int >= 1 or None, default=None
         None for the infinite-depth limit, an integer L for L residual blocks.
-    branch_variance_bounds, bias_variance_bounds : pair of floats > 0 or "fixed"
-        Bounds for hyperparameter optimisation (values outside them are refused).
+    branch_variance_bounds : pair of floats > 0 or "fixed", default=(1e-2, 10)
+    bias_variance_bounds : pair of floats > 0, "fixed" or None, default=None
+        Bounds for hyperparameter optimisation (values outside them are refused). None: (1e-5,
+        100) when ``bias_variance > 0``, "fixed" when it is 0.
 
     Notes
     -----
-    The defaults differ from :func:`resgp.resnet_nngp` on purpose. ``bias_variance=1`` (not 0):
-    a free hyperparameter needs a positive value, and a bias lets the GP use offsets.
     ``branch_variance`` is bounded by 10, not more: the kernel grows like
     :math:`e^{T/2}`, and at T = 100 (:math:`e^{50}`) combined with a ``ConstantKernel`` at its
     upper bound, the first L-BFGS-B step of ``GaussianProcessClassifier`` overflows sklearn's
@@ -443,11 +457,11 @@ class ResNetKernel(_NNGPKernel):
     def __init__(
         self,
         branch_variance=1.0,
-        bias_variance=1.0,
+        bias_variance=0.0,
         activation="relu",
         depth=None,
         branch_variance_bounds=(1e-2, 1e1),
-        bias_variance_bounds=(1e-5, 1e2),
+        bias_variance_bounds=None,
     ):
         self.branch_variance = branch_variance
         self.bias_variance = bias_variance
@@ -505,20 +519,21 @@ class MLPKernel(_NNGPKernel):
     ----------
     depth : int >= 1, default=3
         Number of hidden layers.
-    bias_variance : float >= 0, default=1.0
-        :math:`\sigma_b^2` of every layer; the only hyperparameter (log scale). 0 needs
-        ``bias_variance_bounds="fixed"``.
+    bias_variance : float >= 0, default=0.0
+        :math:`\sigma_b^2` of every layer; the only hyperparameter (log scale) when positive,
+        fixed when 0 (as in :class:`ResNetKernel`).
     activation : str, default="relu"
     weight_variance : float > 0, default=2.0
         :math:`\sigma_w^2` of every layer, fixed: for ReLU it only rescales the kernel together
         with the bias variance, which the ``ConstantKernel`` in front already does.
-    bias_variance_bounds : pair of floats > 0 or "fixed"
+    bias_variance_bounds : pair of floats > 0, "fixed" or None, default=None
+        As in :class:`ResNetKernel`.
     """
 
     _DIRECTIONS = {"bias_variance": 1}
 
-    def __init__(self, depth=3, bias_variance=1.0, activation="relu", weight_variance=2.0,
-                 bias_variance_bounds=(1e-5, 1e2)):
+    def __init__(self, depth=3, bias_variance=0.0, activation="relu", weight_variance=2.0,
+                 bias_variance_bounds=None):
         self.depth = depth
         self.bias_variance = bias_variance
         self.activation = activation
@@ -553,9 +568,9 @@ class MLPKernel(_NNGPKernel):
 
 
 _ZERO_BIAS = (
-    "bias_variance=0 requires bias_variance_bounds='fixed': hyperparameters are optimised in "
-    "log space and log(0) is undefined. Pass bias_variance_bounds='fixed' for a bias-free "
-    "network, or a positive bias_variance (e.g. 1e-5) to tune it"
+    "bias_variance=0 requires bias_variance_bounds='fixed' or None: hyperparameters are "
+    "optimised in log space and log(0) is undefined. Leave the bounds out for a bias-free "
+    "network, or give a positive bias_variance (e.g. 1e-5) to tune it"
 )
 
 

@@ -157,7 +157,7 @@ def test_gradient_larger_input_is_symmetric_and_matches_library():
     np.testing.assert_array_equal(G, G.transpose(1, 0, 2))
     np.testing.assert_allclose(G[..., 1], 2.0 * dT, rtol=1e-11, atol=1e-13)
     np.testing.assert_allclose(G[..., 0], 0.5 * dbias, rtol=1e-11, atol=1e-13)
-    one = ResNetKernel()(X[:1], eval_gradient=True)
+    one = ResNetKernel(bias_variance=1.0)(X[:1], eval_gradient=True)
     assert one[0].shape == (1, 1) and one[1].shape == (1, 1, 2)
     np.testing.assert_allclose(one[0], resgp.resnet_nngp(X[:1], bias_variance=1.0))
 
@@ -238,7 +238,7 @@ def test_clone_pickle_repr_equality_params(X):
     assert restored == kernel
     np.testing.assert_array_equal(restored(X), kernel(X))
     assert repr(kernel) == "ResNetKernel(branch_variance=2.5, bias_variance=0.01, depth=3)"
-    assert repr(ResNetKernel()) == "ResNetKernel(branch_variance=1, bias_variance=1)"
+    assert repr(ResNetKernel()) == "ResNetKernel(branch_variance=1, bias_variance=0)"
     assert "ResNetKernel" in repr(ConstantKernel() * kernel)
     assert kernel != ResNetKernel(branch_variance=2.5, bias_variance=0.01, depth=4,
                                   branch_variance_bounds=(0.1, 5.0))
@@ -279,7 +279,7 @@ def test_auto_cross_diag_pairwise(X, Y):
         (dict(branch_variance=np.nan), ValueError, "branch_variance must be finite"),
         (dict(branch_variance="big"), TypeError, "branch_variance must be a real number"),
         (dict(bias_variance=-0.5), ValueError, "bias_variance must be >= 0"),
-        (dict(bias_variance=0.0), ValueError, "bias_variance=0 requires bias_variance_bounds='fixed'"),
+        (dict(bias_variance=0.0, bias_variance_bounds=(1e-5, 1.0)), ValueError, "bias_variance=0 requires bias_variance_bounds='fixed'"),
         (dict(branch_variance=50.0), ValueError, r"branch_variance=50.0 is outside branch_variance_bounds"),
         (dict(bias_variance=1e-7), ValueError, "bias_variance=1e-07 is outside bias_variance_bounds"),
         (dict(branch_variance_bounds=(1.0, 0.1)), ValueError, "branch_variance_bounds must satisfy"),
@@ -307,12 +307,27 @@ def test_fixed_bounds_skip_the_range_check(X):
 
 
 def test_zero_bias_with_free_bounds_is_refused_early(X):
-    kernel = ResNetKernel(bias_variance=0.0)
+    kernel = ResNetKernel(bias_variance=0.0, bias_variance_bounds=(1e-5, 1.0))
     with pytest.raises(ValueError, match="log"):
         kernel.theta
     assert "bias_variance=0" in repr(kernel)  # repr still works
     with pytest.raises(ValueError, match="bias_variance_bounds='fixed'"):
-        GaussianProcessRegressor(ResNetKernel(bias_variance=0.0)).fit(X, np.arange(20.0))
+        GaussianProcessRegressor(kernel).fit(X, np.arange(20.0))
+
+
+def test_default_bias_is_zero_and_fixed_until_positive(X):
+    """The default is the bias-free network of Hayou & Yang with one hyperparameter, T; a
+    positive bias variance makes it a second one, with bounds (1e-5, 100) unless given."""
+    kernel = ResNetKernel()
+    assert [h.name for h in kernel.hyperparameters if not h.fixed] == ["branch_variance"]
+    K, G = kernel(X, eval_gradient=True)
+    np.testing.assert_allclose(K, resgp.resnet_nngp(X), rtol=1e-13)
+    assert G.shape == (20, 20, 1)
+    assert_gradient_close(G, fd_resnet(X, 1.0, 0.0, None)[..., 1:])
+    tuned = ResNetKernel(bias_variance=0.1)
+    assert tuned.hyperparameter_bias_variance.bounds.tolist() == [[1e-5, 1e2]]
+    assert tuned(X, eval_gradient=True)[1].shape == (20, 20, 2)
+    assert ResNetKernel(bias_variance=0.1, bias_variance_bounds="fixed").n_dims == 1
 
 
 def test_bad_inputs(X, Y):
@@ -426,7 +441,7 @@ def test_kernel_types_in_composites(X):
     assert isinstance(ResNetKernel() ** 2, Exponentiation)
     assert isinstance(ResNetKernel() + RBF(), Sum)
     assert (ResNetKernel() + RBF()).requires_vector_input
-    kernel = ConstantKernel() * ResNetKernel() * ResNetKernel(2.0)
+    kernel = ConstantKernel() * ResNetKernel(bias_variance=1.0) * ResNetKernel(2.0, 0.5)
     assert kernel.n_dims == 5
 
 
@@ -458,12 +473,13 @@ def test_mlp_kernel_protocol(X):
     np.testing.assert_array_equal(restored(X), kernel(X))
     assert set(kernel.get_params()) == {"depth", "bias_variance", "activation",
                                         "weight_variance", "bias_variance_bounds"}
-    fixed = MLPKernel(depth=2, bias_variance=0.0, bias_variance_bounds="fixed")
+    fixed = MLPKernel(depth=2)  # bias-free by default: no hyperparameter
+    assert fixed.n_dims == 0
     K, G = fixed(X, eval_gradient=True)
     assert G.shape == (20, 20, 0)
     np.testing.assert_allclose(K, resgp.mlp_nngp(X, depth=2), rtol=1e-13)
     with pytest.raises(ValueError, match="bias_variance=0 requires"):
-        MLPKernel(bias_variance=0.0)(X)
+        MLPKernel(bias_variance=0.0, bias_variance_bounds=(1e-3, 1.0))(X)
     with pytest.raises(ValueError, match="depth must be >= 1"):
         MLPKernel(depth=0)(X)
     with pytest.raises(TypeError, match="depth"):
