@@ -2,11 +2,9 @@
 Cholesky posterior, the classifier against scikit-learn's GaussianProcessClassifier, and the
 usual errors.
 
-Two estimator checks depend on the environment: ``check_array_api_input`` needs SciPy imported
-with SCIPY_ARRAY_API=1 (run here in a child interpreter), and the data-frame halves of
-``check_*_data_not_an_array`` (and ``test_feature_names``) need pandas, which the project's test
-dependencies do not install: without it the checks' NumPy-like halves run, and
-``test_feature_names`` is skipped."""
+One estimator check depends on the environment: ``check_array_api_input`` needs SciPy imported
+with SCIPY_ARRAY_API=1 (run here in a child interpreter). The data-frame halves of
+``check_*_data_not_an_array`` and ``test_feature_names`` use pandas, a test dependency."""
 
 import json
 import os
@@ -486,7 +484,7 @@ def test_clone_keeps_parameters():
 
 def test_feature_names():
     """Data frames: feature_names_in_ is stored and checked at predict time."""
-    pd = pytest.importorskip("pandas")  # scikit-learn reads column names through pandas et al.
+    import pandas as pd  # scikit-learn reads column names through pandas et al.
     X, y = load_diabetes(return_X_y=True, as_frame=True)
     X, y = X.iloc[:60], y.iloc[:60]
     reg = fit_quietly(ResNetGPRegressor(), X, y)
