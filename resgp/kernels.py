@@ -14,12 +14,20 @@ Finite depth uses one recursion for both networks (THEORY.md), layer by layer,
 .. math:: q_l = s_l\, q_{l-1} + g_l\, \check\phi(q_{l-1}) + c_l,
 
 ResNet: :math:`s_l = 1, g_l = \alpha_l^2, c_l = 0`; MLP: :math:`s_l = 0, g_l = \sigma_w^2,
-c_l = \sigma_b^2`. Infinite depth (ResNet, ReLU) evaluates the tabulated angle flow of
-:mod:`resgp.relu_flow`: :math:`K(a,b) = n_a n_b e^{T/2} \cos\theta_T(\theta_0)`.
+c_l = \sigma_b^2`; the NTK (Neural Tangents' 'ntk' parameterisation) rides along,
+:math:`\Theta_0 = q_0,\ \Theta_l = s_l\Theta_{l-1} + g_l(\check\phi(q_{l-1}) +
+\Theta_{l-1}\check{\phi'}(q_{l-1})) + c_l`. Any activation of :mod:`resgp.activations`.
+
+Infinite depth goes through one core function, :func:`resnet_limit` (input covariances in,
+output covariances and NTK out; also behind :func:`resgp.nt.InfiniteResNet`): ReLU's NNGP
+evaluates the tabulated angle flow of :mod:`resgp.relu_flow`,
+:math:`K(a,b) = n_a n_b e^{T/2} \cos\theta_T(\theta_0)`; everything else integrates the ODE
+of THEORY.md with :mod:`resgp.ode` (adaptive, error-controlled; ``rtol``/``atol``).
 
 Large inputs are computed in tiles of at most ``TILE`` rows and columns, so memory stays within
 the output matrix plus a few tiles; for ``X2=None`` only tiles on and above the diagonal are
-computed and the result is exactly symmetric.
+computed and the result is exactly symmetric. ODE tiles are smaller (``ODE_TILE``) and not
+padded.
 """
 
 from __future__ import annotations
@@ -30,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import relu_flow
+from . import ode, relu_flow
 from ._validation import (
     check_branch_scales,
     check_depth,
@@ -39,11 +47,20 @@ from ._validation import (
     check_variance,
 )
 from ._x64 import float64
-from .activations import Activation, get_activation
+from .activations import RELU, Activation, get_activation
 
 TILE = 2048
 
-__all__ = ["resnet_nngp", "resnet_nngp_diag", "mlp_nngp", "mlp_nngp_diag"]
+__all__ = [
+    "resnet_nngp",
+    "resnet_nngp_diag",
+    "resnet_ntk",
+    "resnet_ntk_diag",
+    "resnet_limit",
+    "mlp_nngp",
+    "mlp_nngp_diag",
+    "mlp_ntk",
+]
 
 
 # ----------------------------------------------------------------------------- settings
@@ -132,6 +149,43 @@ def _recursion(q11, q22, q12, layers, dual):
     return q12
 
 
+def _recursion_ntk(q11, q22, q12, theta12, layers, dual, derivative_dual):
+    """NNGP and NTK together: Theta_l = s Theta + g (dual(q) + Theta dual'(q)) + c, with the
+    duals at q_{l-1}; returns (q12_L, theta12_L)."""
+    skips, gains, shifts = layers
+
+    def step(carry, layer):
+        a, b, ab, th = carry
+        s, g, c = layer
+        d_ab = dual(a[:, None], b[None, :], ab)
+        th = s * th + g * (d_ab + th * derivative_dual(a[:, None], b[None, :], ab)) + c
+        ab = s * ab + g * d_ab + c
+        a = s * a + g * dual(a, a, a) + c
+        b = s * b + g * dual(b, b, b) + c
+        return (a, b, ab, th), None
+
+    (_, _, q12, theta12), _ = jax.lax.scan(step, (q11, q22, q12, theta12), (skips, gains, shifts))
+    return q12, theta12
+
+
+@partial(jax.jit, static_argnames=("dual", "derivative_dual", "diagonal"))
+def _recursion_ntk_tile(z1, n1, z2, n2, layers, *, dual, derivative_dual, diagonal):
+    q12 = n1[:, None] * n2[None, :] * _correlations(z1, z2, diagonal)
+    return _recursion_ntk(n1 * n1, n2 * n2, q12, q12, layers, dual, derivative_dual)[1]
+
+
+@partial(jax.jit, static_argnames=("dual", "derivative_dual"))
+def _recursion_ntk_diag(n, layers, *, dual, derivative_dual):
+    def step(carry, layer):
+        q, th = carry
+        s, g, c = layer
+        d = dual(q, q, q)
+        return (s * q + g * d + c, s * th + g * (d + th * derivative_dual(q, q, q)) + c), None
+
+    (_, th), _ = jax.lax.scan(step, (n * n, n * n), layers)
+    return th
+
+
 @partial(jax.jit, static_argnames=("dual", "diagonal"))
 def _recursion_tile(z1, n1, z2, n2, layers, *, dual, diagonal):
     q12 = n1[:, None] * n2[None, :] * _correlations(z1, z2, diagonal)
@@ -154,8 +208,9 @@ _relu_table = jax.jit(relu_flow.table)
 # ----------------------------------------------------------------------------- driver
 
 
-def _blocks(n: int):
-    count = -(-n // TILE)
+def _blocks(n: int, tile: int | None = None):
+    tile = TILE if tile is None else tile  # read at call time: tests shrink TILE
+    count = -(-n // tile)
     size = -(-n // count)
     return [(s, min(s + size, n)) for s in range(0, n, size)]
 
@@ -174,17 +229,21 @@ def _padded(z, n, start, stop):
     return zp, npad
 
 
-def _tiled(tile_fn, f1, f2):
-    """Assemble the (N, M) matrix tile by tile; f2=None means K(X1, X1), computed symmetric."""
+def _tiled(tile_fn, f1, f2, tile: int | None = None, pad: bool = True):
+    """Assemble the (N, M) matrix tile by tile; f2=None means K(X1, X1), computed symmetric.
+
+    pad=False hands tiles over at their true size (the ODE tiles: padded rows would dilute
+    the solver's RMS error norm)."""
+    cut = _padded if pad else (lambda z, n, i0, i1: (z[i0:i1], n[i0:i1]))
     (z1, n1), (z2, n2) = f1, (f2 if f2 is not None else f1)
     out = None  # (..., N, M): tile functions may return a stack of matrices
-    rows, cols = _blocks(len(n1)), _blocks(len(n2))
+    rows, cols = _blocks(len(n1), tile), _blocks(len(n2), tile)
     for bi, (i0, i1) in enumerate(rows):
         for bj, (j0, j1) in enumerate(cols):
             if f2 is None and bj < bi:
                 continue
             diagonal = f2 is None and bi == bj
-            block = np.asarray(tile_fn(*_padded(z1, n1, i0, i1), *_padded(z2, n2, j0, j1),
+            block = np.asarray(tile_fn(*cut(z1, n1, i0, i1), *cut(z2, n2, j0, j1),
                                        diagonal=diagonal))[..., : i1 - i0, : j1 - j0]
             if out is None:
                 out = np.empty(block.shape[:-2] + (len(n1), len(n2)))
@@ -225,33 +284,121 @@ def _output(K: np.ndarray, like):
     return K
 
 
-def _gram(X1, X2, layers, T, activation: Activation, weight_variance, bias_variance):
+@partial(jax.jit, static_argnames=("diagonal",))
+def _covariance_tile(z1, n1, z2, n2, *, diagonal):
+    return n1[:, None] * n2[None, :] * _correlations(z1, z2, diagonal)
+
+
+def _relu_table_limit(q11, q22, q12, T):
+    """ReLU, infinite depth, from covariances: e^{T/2} n_a n_b cos theta_T (tabulated flow)."""
+    with float64():
+        n1, n2 = jnp.sqrt(jnp.asarray(q11)), jnp.sqrt(jnp.asarray(q22))
+        rho = relu_flow._correlation(jnp.asarray(q12), n1[:, None], n2[None, :])
+        T = jnp.float64(T)
+        return np.asarray(relu_flow.kernel_value(_relu_table(T)[relu_flow.VALUE], rho,
+                                                 n1[:, None], n2[None, :], T))
+
+
+def resnet_limit(q11, q22, q12, theta12=None, *, branch_variance=1.0, activation="relu",
+                 rtol=ode.RTOL, atol=ode.ATOL, symmetric=False):
+    r"""The infinite-depth ResNet's output covariances (and NTK) from its input covariances.
+
+    The core of every infinite-depth kernel: runs the limit flow of THEORY.md for depth time
+    T = ``branch_variance`` from arbitrary input covariances, e.g. those of a Neural Tangents
+    front end (:func:`resgp.nt.InfiniteResNet`).
+
+    Parameters
+    ----------
+    q11 : (N,) variances :math:`q(a, a)`; q22 : (M,) variances :math:`q(b, b)`;
+    q12 : (N, M) covariances :math:`q(a, b)`; theta12 : (N, M) NTK :math:`\Theta(a, b)` of the
+        front end, or None (NNGP only). All in the same units (squared pre-activation units).
+    activation : a name, an :class:`~resgp.activations.Activation` or a callable.
+    rtol, atol : tolerances of the adaptive ODE solve (:mod:`resgp.ode`; ``atol`` relative to
+        the largest input variance). ReLU's NNGP uses the exact tabulated flow instead.
+    symmetric : True when rows and columns are the same inputs (q22 = q11, q12 symmetric with
+        diagonal q11); the diagonal pairs then stay exactly on the diagonal flow.
+
+    Returns
+    -------
+    (q11_T (N,), q22_T (M,), q12_T (N, M), theta12_T (N, M) or None), float64 NumPy arrays.
+    """
+    act = get_activation(activation)
+    T = check_variance("branch_variance", branch_variance)
+    rtol, atol = ode.check_tolerances(rtol, atol)
+    q11, q22 = (np.asarray(v, dtype=np.float64).reshape(-1) for v in (q11, q22))
+    q12 = np.asarray(q12, dtype=np.float64)
+    if q12.shape != (q11.size, q22.size):
+        raise ValueError(f"q12 must have shape (len(q11), len(q22)) = {(q11.size, q22.size)}, "
+                         f"got {q12.shape}")
+    if theta12 is not None and np.shape(theta12) != q12.shape:
+        raise ValueError(f"theta12 must have the shape of q12 {q12.shape}, got {np.shape(theta12)}")
+    if np.any(q11 < 0) or np.any(q22 < 0):
+        raise ValueError("q11 and q22 are variances: they must be >= 0")
+    if act is RELU:
+        growth = np.exp(0.5 * T)  # q_T(a, a) = q_0(a, a) e^{T/2}
+        K = _relu_table_limit(q11, q22, q12, T)
+        theta = None
+        if theta12 is not None:
+            theta = ode.limit_flow(q11, q22, q12, theta12, T=T, activation=act,
+                                   rtol=rtol, atol=atol, symmetric=symmetric)[3]
+        return q11 * growth, q22 * growth, K, theta
+    if symmetric and q11.size != q22.size:
+        raise ValueError("symmetric=True needs len(q11) == len(q22)")
+    return ode.limit_flow(q11, q22, q12, theta12, T=T, activation=act, rtol=rtol, atol=atol,
+                          symmetric=symmetric)
+
+
+def _limit_tile(z1, n1, z2, n2, *, diagonal, T, activation, ntk, rtol, atol):
+    q12 = np.asarray(_covariance_tile(z1, n1, z2, n2, diagonal=diagonal))
+    out = resnet_limit(n1 * n1, n2 * n2, q12, q12 if ntk else None, branch_variance=T,
+                       activation=activation, rtol=rtol, atol=atol, symmetric=diagonal)
+    return out[3] if ntk else out[2]
+
+
+ODE_TILE = 512  # smaller tiles than TILE: only tiles on and above the diagonal are integrated
+
+
+def _gram(X1, X2, layers, T, activation: Activation, weight_variance, bias_variance, *,
+          ntk=False, rtol=ode.RTOL, atol=ode.ATOL):
     f1 = _features(X1, weight_variance, bias_variance)
     f2 = None if X2 is None else _features(X2, weight_variance, bias_variance)
+    if ntk and activation.derivative_dual is None:
+        raise ValueError(f"activation {activation.name!r} has no derivative dual: no NTK")
     with float64():
         if layers is not None:
             layers = tuple(jnp.asarray(a) for a in layers)
-            tile_fn = partial(_recursion_tile, layers=layers, dual=activation.dual)
-        elif activation.name == "relu":
+            if ntk:
+                tile_fn = partial(_recursion_ntk_tile, layers=layers, dual=activation.dual,
+                                  derivative_dual=activation.derivative_dual)
+            else:
+                tile_fn = partial(_recursion_tile, layers=layers, dual=activation.dual)
+        elif activation is RELU and not ntk:
             T = jnp.float64(T)
             tile_fn = partial(_relu_limit_tile, coefs=_relu_table(T)[relu_flow.VALUE], T=T)
         else:
-            raise NotImplementedError(
-                f"the infinite-depth kernel for activation {activation.name!r} is not available yet"
-            )
+            tile_fn = partial(_limit_tile, T=T, activation=activation, ntk=ntk, rtol=rtol,
+                              atol=atol)
+            return _tiled(tile_fn, f1, f2, tile=ODE_TILE, pad=False)
         return _tiled(tile_fn, f1, f2)
 
 
-def _diag(X, layers, T, activation: Activation, weight_variance, bias_variance):
+def _diag(X, layers, T, activation: Activation, weight_variance, bias_variance, *,
+          ntk=False, rtol=ode.RTOL, atol=ode.ATOL):
     _, n = _features(X, weight_variance, bias_variance)
+    if ntk and activation.derivative_dual is None:
+        raise ValueError(f"activation {activation.name!r} has no derivative dual: no NTK")
     if layers is None:
-        if activation.name != "relu":
-            raise NotImplementedError(
-                f"the infinite-depth kernel for activation {activation.name!r} is not available yet"
-            )
-        return n * n * np.exp(0.5 * T)  # q_T(a, a) = q_0(a, a) e^{T/2}
+        if ntk:  # Theta(a, a) needs only q(a, a): Theta_0 = q_0
+            return ode.diagonal_flow(n * n, n * n, T=T, activation=activation, rtol=rtol,
+                                     atol=atol)[1]
+        if activation is RELU:
+            return n * n * np.exp(0.5 * T)  # q_T(a, a) = q_0(a, a) e^{T/2}
+        return ode.diagonal_flow(n * n, T=T, activation=activation, rtol=rtol, atol=atol)
     with float64():
         layers = tuple(jnp.asarray(a) for a in layers)
+        if ntk:
+            return np.asarray(_recursion_ntk_diag(jnp.asarray(n), layers, dual=activation.dual,
+                                                  derivative_dual=activation.derivative_dual))
         return np.asarray(_recursion_diag(jnp.asarray(n), layers, dual=activation.dual))
 
 
@@ -276,6 +423,8 @@ def resnet_nngp(
     bias_variance=0.0,
     activation="relu",
     branch_scales=None,
+    rtol=ode.RTOL,
+    atol=ode.ATOL,
 ):
     r"""NNGP kernel of the infinitely wide ResNet with branches scaled by :math:`\alpha_{l,L}`.
 
@@ -289,9 +438,16 @@ def resnet_nngp(
         (T = 1 is Hayou & Yang's :math:`1/\sqrt{L}` scaling).
     weight_variance, bias_variance : :math:`\sigma_w^2 > 0, \sigma_b^2 \ge 0` of the input layer,
         :math:`q_0(a,b) = \sigma_w^2\langle a,b\rangle/d + \sigma_b^2`.
-    activation : "relu".
+    activation : a name ("relu", "leaky_relu", "abrelu", "erf", "sin", "gelu", "tanh"), an
+        :class:`~resgp.activations.Activation` (e.g. ``resgp.activations.leaky_relu(0.1)``) or
+        an elementwise ``jax.numpy`` callable (Gauss-Hermite duals, see
+        :mod:`resgp.activations`).
     branch_scales : optional :math:`(\alpha_1, ..., \alpha_L)`, any non-uniform scaling
         (length ``depth`` when ``depth`` is given; replaces ``branch_variance``).
+    rtol, atol : tolerances of the adaptive ODE solver (:mod:`resgp.ode`), used at infinite
+        depth for every activation but ReLU (which has an exact tabulated flow); ``atol`` is
+        relative to the largest input variance. The defaults (1e-10, 1e-12) give 1e-12 to 1e-10
+        relative error (measured against 100x tighter solves and Richardson extrapolation).
 
     Returns
     -------
@@ -301,7 +457,8 @@ def resnet_nngp(
     A, B = check_pair(X1, X2)
     act, wv, bv = _common(weight_variance, bias_variance, activation)
     layers, T = _resnet_layers(depth, branch_variance, branch_scales)
-    return _output(_gram(A, B, layers, T, act, wv, bv), X1)
+    rtol, atol = ode.check_tolerances(rtol, atol)
+    return _output(_gram(A, B, layers, T, act, wv, bv, rtol=rtol, atol=atol), X1)
 
 
 def resnet_nngp_diag(
@@ -313,12 +470,64 @@ def resnet_nngp_diag(
     bias_variance=0.0,
     activation="relu",
     branch_scales=None,
+    rtol=ode.RTOL,
+    atol=ode.ATOL,
 ):
     """The diagonal K(x, x) of :func:`resnet_nngp`, shape (N,), without forming the matrix."""
     Xc = check_inputs(X, "X")
     act, wv, bv = _common(weight_variance, bias_variance, activation)
     layers, T = _resnet_layers(depth, branch_variance, branch_scales)
-    return _output(_diag(Xc, layers, T, act, wv, bv), X)
+    rtol, atol = ode.check_tolerances(rtol, atol)
+    return _output(_diag(Xc, layers, T, act, wv, bv, rtol=rtol, atol=atol), X)
+
+
+def resnet_ntk(
+    X1,
+    X2=None,
+    *,
+    depth=None,
+    branch_variance=1.0,
+    weight_variance=1.0,
+    bias_variance=0.0,
+    activation="relu",
+    branch_scales=None,
+    rtol=ode.RTOL,
+    atol=ode.ATOL,
+):
+    r"""Neural tangent kernel of the same ResNet (Neural Tangents' 'ntk' parameterisation).
+
+    Finite depth: :math:`\Theta_0 = q_0`, :math:`\Theta_l = \Theta_{l-1} + \alpha_l^2
+    (\check\phi(q_{l-1}) + \Theta_{l-1}\check{\phi'}(q_{l-1}))` (NT's analytic 'ntk' of
+    :func:`resgp.nt.resnet` exactly). Infinite depth: :math:`\dot\Theta = \check\phi(q_t) +
+    \Theta\,\check{\phi'}(q_t)` integrated jointly with the NNGP flow (:mod:`resgp.ode`).
+    Same parameters, shapes and units as :func:`resnet_nngp` (the NTK has the units of
+    :math:`q_0`: each parameter's gradient contributes one kernel's worth).
+    """
+    A, B = check_pair(X1, X2)
+    act, wv, bv = _common(weight_variance, bias_variance, activation)
+    layers, T = _resnet_layers(depth, branch_variance, branch_scales)
+    rtol, atol = ode.check_tolerances(rtol, atol)
+    return _output(_gram(A, B, layers, T, act, wv, bv, ntk=True, rtol=rtol, atol=atol), X1)
+
+
+def resnet_ntk_diag(
+    X,
+    *,
+    depth=None,
+    branch_variance=1.0,
+    weight_variance=1.0,
+    bias_variance=0.0,
+    activation="relu",
+    branch_scales=None,
+    rtol=ode.RTOL,
+    atol=ode.ATOL,
+):
+    """The diagonal Theta(x, x) of :func:`resnet_ntk`, shape (N,)."""
+    Xc = check_inputs(X, "X")
+    act, wv, bv = _common(weight_variance, bias_variance, activation)
+    layers, T = _resnet_layers(depth, branch_variance, branch_scales)
+    rtol, atol = ode.check_tolerances(rtol, atol)
+    return _output(_diag(Xc, layers, T, act, wv, bv, ntk=True, rtol=rtol, atol=atol), X)
 
 
 def mlp_nngp(X1, X2=None, *, depth, weight_variance=2.0, bias_variance=0.0, activation="relu"):
@@ -327,7 +536,7 @@ def mlp_nngp(X1, X2=None, *, depth, weight_variance=2.0, bias_variance=0.0, acti
     :math:`q_0 = \sigma_w^2\langle a,b\rangle/d + \sigma_b^2`,
     :math:`q_l = \sigma_w^2 E[\phi(u)\phi(v)] + \sigma_b^2`, l = 1..depth. For ReLU with
     :math:`\sigma_w^2 = 2` the correlation of any two inputs tends to 1 as depth grows.
-    Same inputs, outputs and units as :func:`resnet_nngp`.
+    Same inputs, outputs and units as :func:`resnet_nngp`; any activation.
     """
     A, B = check_pair(X1, X2)
     act, wv, bv = _common(weight_variance, bias_variance, activation)
@@ -339,3 +548,12 @@ def mlp_nngp_diag(X, *, depth, weight_variance=2.0, bias_variance=0.0, activatio
     Xc = check_inputs(X, "X")
     act, wv, bv = _common(weight_variance, bias_variance, activation)
     return _output(_diag(Xc, _mlp_layers(depth, wv, bv), None, act, wv, bv), X)
+
+
+def mlp_ntk(X1, X2=None, *, depth, weight_variance=2.0, bias_variance=0.0, activation="relu"):
+    r"""NTK of the MLP of :func:`mlp_nngp` (NT 'ntk' parameterisation):
+    :math:`\Theta_0 = q_0`, :math:`\Theta_l = \sigma_w^2(\check\phi(q_{l-1}) +
+    \Theta_{l-1}\check{\phi'}(q_{l-1})) + \sigma_b^2`."""
+    A, B = check_pair(X1, X2)
+    act, wv, bv = _common(weight_variance, bias_variance, activation)
+    return _output(_gram(A, B, _mlp_layers(depth, wv, bv), None, act, wv, bv, ntk=True), X1)

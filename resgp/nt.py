@@ -9,7 +9,12 @@ parameterisation, as in THEORY.md:
     mlp:     Dense(n, W_std=sigma_w, b_std=sigma_b), then L x [phi, Dense(n, W_std=sigma_w, b_std=sigma_b)]
 
 Each function returns the stax triple ``(init_fn, apply_fn, kernel_fn)``; ``kernel_fn`` is NT's
-analytic infinite-width kernel of that finite-depth network.
+analytic infinite-width kernel of that finite-depth network. Activations map to NT layers by
+their ``spec`` (``Relu``, ``ABRelu``, ``Erf``, ``Sin``, ``Gelu``; tanh and callables to
+``ElementwiseNumerical`` with ``deg = 2 * order``, the node count of resgp's own rule).
+
+:func:`InfiniteResNet` is a stax layer whose ``kernel_fn`` is the infinite-depth ResNet itself,
+to put after any NT front end.
 """
 
 from __future__ import annotations
@@ -34,9 +39,25 @@ def _stax():
 
 
 def _phi(activation):
+    """The stax layer of an activation, by its ``spec`` (NT's conventions, see activations)."""
     stax = _stax()
-    layers = {"relu": stax.Relu}
-    return layers[get_activation(activation).name]()
+    kind, params = get_activation(activation).spec
+    if kind == "abrelu":
+        return stax.Relu() if params == (0.0, 1.0) else stax.ABRelu(*params)
+    if kind == "erf":
+        return stax.Erf(*params)
+    if kind == "sin":
+        return stax.Sin(*params)
+    if kind == "gelu":
+        return stax.Gelu()
+    if kind == "numerical":
+        fn, order, derivative = params
+        import warnings
+
+        with warnings.catch_warnings():  # NT warns on every construction of this layer
+            warnings.simplefilter("ignore")
+            return stax.ElementwiseNumerical(fn, deg=2 * order, df=derivative)
+    raise ValueError(f"no Neural Tangents layer for activation spec {kind!r}")  # pragma: no cover
 
 
 def _input_layer(width, weight_variance, bias_variance):
@@ -91,3 +112,104 @@ def mlp(width, depth, *, activation="relu", weight_variance=2.0, bias_variance=0
     depth = check_depth(depth, allow_none=False)
     layer = stax.serial(_phi(activation), _input_layer(width, weight_variance, bias_variance))
     return stax.serial(_input_layer(width, weight_variance, bias_variance), stax.repeat(layer, depth))
+
+
+def _limit_callback(activation, T, rtol, atol, symmetric, with_ntk):
+    """Host function for ``jax.pure_callback``: resnet_limit on concrete arrays, cast back."""
+    from .kernels import resnet_limit
+
+    def run(q11, q22, q12, *theta):
+        dtype = np.asarray(q12).dtype
+        out = resnet_limit(np.asarray(q11, np.float64), np.asarray(q22, np.float64),
+                           np.asarray(q12, np.float64),
+                           np.asarray(theta[0], np.float64) if with_ntk else None,
+                           branch_variance=T, activation=activation, rtol=rtol, atol=atol,
+                           symmetric=symmetric)
+        return tuple(np.asarray(o, dtype=dtype) for o in out if o is not None)
+
+    return run
+
+
+def InfiniteResNet(
+    *,
+    branch_variance=1.0,
+    activation="relu",
+    stand_in_depth=16,
+    rtol=None,
+    atol=None,
+):
+    r"""A stax layer: the infinite-depth ResNet, usable inside ``stax.serial``.
+
+    ``kernel_fn`` maps the input Kernel (covariances :math:`q` of pre-activations from any NT
+    front end: ``Dense``, ``Conv`` + ``Flatten``, ...) to the output Kernel of the ResNet of
+    THEORY.md in the limit of infinite width and depth: nngp, cov1, cov2 and ntk are replaced by
+    the limit flow started at them (:func:`resgp.resnet_limit`, depth time
+    T = ``branch_variance``; the NTK obeys :math:`\dot\Theta = \check\phi + \Theta\check{\phi'}`
+    from the input Kernel's ntk). ``stax.serial(stax.Dense(n, W_std=sigma_w, b_std=sigma_b),
+    InfiniteResNet(...))`` therefore gives exactly ``resgp.resnet_nngp`` / ``resgp.resnet_ntk``.
+    The flow runs on the host (scipy, through ``jax.pure_callback``), so ``kernel_fn`` works
+    under ``jax.jit``; it needs flattened inputs (no spatial dimensions) and, for accuracy,
+    64-bit JAX.
+
+    ``apply_fn`` runs a finite stand-in: ``stand_in_depth`` residual blocks
+    ``x + sqrt(T / stand_in_depth) Dense(phi(x))`` of the input's own width (no bias), the
+    network whose analytic kernel converges to ``kernel_fn``'s at rate O(1 / stand_in_depth).
+    ``init_fn`` initialises those blocks' weights.
+    """
+    from .activations import get_activation
+    from .ode import ATOL, RTOL, check_tolerances
+
+    stax = _stax()
+    act = get_activation(activation)
+    T = check_variance("branch_variance", branch_variance)
+    depth = check_depth(stand_in_depth, allow_none=False)
+    rtol, atol = check_tolerances(RTOL if rtol is None else rtol, ATOL if atol is None else atol)
+    alpha = math.sqrt(T / depth)
+
+    def stand_in(width):
+        branch = stax.serial(_phi(act), stax.Dense(width, W_std=alpha, b_std=None))
+        block = stax.serial(stax.FanOut(2), stax.parallel(branch, stax.Identity()), stax.FanInSum())
+        return stax.repeat(block, depth)
+
+    def init_fn(rng, input_shape):
+        return stand_in(int(input_shape[-1]))[0](rng, input_shape)
+
+    def apply_fn(params, inputs, **kwargs):
+        return stand_in(int(inputs.shape[-1]))[1](params, inputs, **kwargs)
+
+    import jax
+    import jax.numpy as jnp
+
+    def limit(q11, q22, q12, theta, symmetric):
+        with_ntk = theta is not None
+        shapes = [jax.ShapeDtypeStruct(q11.shape, q12.dtype), jax.ShapeDtypeStruct(q22.shape, q12.dtype),
+                  jax.ShapeDtypeStruct(q12.shape, q12.dtype)]
+        if with_ntk:
+            shapes.append(jax.ShapeDtypeStruct(q12.shape, q12.dtype))
+        args = (q11, q22, q12) + ((theta,) if with_ntk else ())
+        out = jax.pure_callback(_limit_callback(act, T, rtol, atol, symmetric, with_ntk),
+                                tuple(shapes), *args)
+        return out if with_ntk else tuple(out) + (None,)
+
+    @stax.requires(diagonal_spatial=stax.Diagonal())
+    def kernel_fn(k, **kwargs):
+        if k.nngp.ndim != 2:
+            raise ValueError(
+                "InfiniteResNet needs inputs without spatial dimensions: put stax.Flatten() or "
+                f"a global pooling layer before it (got an nngp of shape {k.nngp.shape})"
+            )
+        if not k.is_gaussian:
+            raise ValueError("InfiniteResNet's input must be Gaussian pre-activations: put an "
+                             "affine layer (stax.Dense, stax.Conv) before it")
+        d1 = k.cov1 if k.diagonal_batch else jnp.diagonal(k.cov1)
+        symmetric = k.cov2 is None
+        d2 = d1 if symmetric else (k.cov2 if k.diagonal_batch else jnp.diagonal(k.cov2))
+        q11, q22, nngp, ntk = limit(d1, d2, k.nngp, k.ntk, symmetric)
+        cov1, cov2 = q11, (None if symmetric else q22)
+        if not k.diagonal_batch:  # full covariance matrices among x1 (and among x2)
+            cov1 = limit(d1, d1, k.cov1, None, True)[2]
+            if not symmetric:
+                cov2 = limit(d2, d2, k.cov2, None, True)[2]
+        return k.replace(cov1=cov1, nngp=nngp, cov2=cov2, ntk=ntk, is_gaussian=True)
+
+    return stax.layer(lambda: (init_fn, apply_fn, kernel_fn))()

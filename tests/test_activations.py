@@ -1,0 +1,255 @@
+"""Activations: closed-form duals against quadrature, the Mehler quadrature's accuracy, the
+infinite-depth ODE against Richardson extrapolation of finite depths, and input errors."""
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.integrate
+import scipy.special
+
+import resgp
+from resgp import activations as act
+from resgp._x64 import enable_x64
+
+
+def gauss_2d(f, q11, q22, q12, n=200):
+    """E[f(u) g(v)] by a 2-D Gauss-Hermite rule in NumPy (f returns a pair (f(u), g(v)))."""
+    x, w = scipy.special.roots_hermitenorm(n)
+    w = w / np.sqrt(2 * np.pi)
+    rho = q12 / np.sqrt(q11 * q22)
+    u = np.sqrt(q11) * x[:, None]
+    v = np.sqrt(q22) * (rho * x[:, None] + np.sqrt(1 - rho * rho) * x[None, :])
+    fu, fv = f(u, v)
+    return np.einsum("i,j,ij->", w, w, fu * fv)
+
+
+def _np_gelu(x):
+    return 0.5 * x * (1 + scipy.special.erf(x / np.sqrt(2)))
+
+
+def _np_gelu_prime(x):
+    return 0.5 * (1 + scipy.special.erf(x / np.sqrt(2))) + x * np.exp(-x * x / 2) / np.sqrt(2 * np.pi)
+
+
+# (activation, phi, phi') in NumPy, written independently of resgp
+SMOOTH = {
+    "erf": (act.erf(1.3, 0.7, 0.2), lambda x: 1.3 * scipy.special.erf(0.7 * x) + 0.2,
+            lambda x: 1.3 * 0.7 * 2 / np.sqrt(np.pi) * np.exp(-0.49 * x * x)),
+    "sin": (act.sin(1.1, 0.9, 0.3), lambda x: 1.1 * np.sin(0.9 * x + 0.3),
+            lambda x: 1.1 * 0.9 * np.cos(0.9 * x + 0.3)),
+    "gelu": (act.get_activation("gelu"), _np_gelu, _np_gelu_prime),
+    "tanh": (act.get_activation("tanh"), np.tanh, lambda x: 1 / np.cosh(x) ** 2),
+}
+COVS = [(1.0, 1.0, 0.3), (0.5, 2.0, -0.8), (1.5, 0.7, 1.0), (0.2, 0.3, 0.0), (1.0, 1.0, 1.0)]
+
+
+def _dual(a, q11, q22, q12, derivative=False):
+    f = a.derivative_dual if derivative else a.dual
+    with enable_x64():
+        return float(f(jnp.float64(q11), jnp.float64(q22), jnp.float64(q12)))
+
+
+@pytest.mark.parametrize("name", list(SMOOTH))
+def test_smooth_duals_against_quadrature(name):
+    a, phi, dphi = SMOOTH[name]
+    for q11, q22, r in COVS:
+        q12 = r * np.sqrt(q11 * q22) * (1 - 1e-15 if abs(r) == 1 else 1)
+        want = gauss_2d(lambda u, v: (phi(u), phi(v)), q11, q22, q12)
+        assert abs(_dual(a, q11, q22, q12) - want) <= 1e-12 * max(1, abs(want)), (q11, q22, r)
+        want = gauss_2d(lambda u, v: (dphi(u), dphi(v)), q11, q22, q12)
+        assert abs(_dual(a, q11, q22, q12, True) - want) <= 1e-11 * max(1, abs(want)), (q11, q22, r)
+
+
+@pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")  # quad at 1e-13
+@pytest.mark.parametrize("a, b", [(0.1, 1.0), (-1.0, 1.0), (-0.4, 1.3), (0.5, -2.0)])
+def test_abrelu_duals_against_quadrature(a, b):
+    """Kinked: the 2-D rule converges slowly, so compare to adaptive quadrature in the angle."""
+    A = act.abrelu(a, b)
+    for q11, q22, r in [(1.0, 2.0, 0.3), (0.5, 0.5, -0.7), (2.0, 1.0, 0.0)]:
+        q12 = r * np.sqrt(q11 * q22)
+        # E[phi(u) phi(v)] in polar coordinates: radial part closed form, angle by quad
+        L = np.linalg.cholesky([[q11, q12], [q12, q22]])
+
+        def integrand(t, f, p):
+            e = L @ np.array([np.cos(t), np.sin(t)])
+            return f(e[0]) * f(e[1]) * p / (2 * np.pi)
+
+        t0 = np.arctan2(-L[1, 0], L[1, 1]) % np.pi  # the kinks: where e[0] or e[1] is 0
+        kinks = np.sort(np.array([np.pi / 2, 3 * np.pi / 2, t0, t0 + np.pi]))
+        phi = lambda x: a * min(x, 0) + b * max(x, 0)  # noqa: E731
+        dphi = lambda x: a if x < 0 else b  # noqa: E731
+        # E over radius R ~ Rayleigh: E[R^2] = 2 for the product of two linear parts, 1 for slopes
+        want = scipy.integrate.quad(integrand, 0, 2 * np.pi, args=(phi, 2.0), limit=200,
+                                    epsabs=1e-14, epsrel=1e-13, points=kinks)[0]
+        dwant = scipy.integrate.quad(integrand, 0, 2 * np.pi, args=(dphi, 1.0), limit=200,
+                                     epsabs=1e-14, epsrel=1e-13, points=kinks)[0]
+        assert abs(_dual(A, q11, q22, q12) - want) < 1e-12
+        assert abs(_dual(A, q11, q22, q12, True) - dwant) < 1e-12
+    assert A.homogeneous
+
+
+def test_leaky_relu_is_abrelu_and_relu_special_cases():
+    assert act.leaky_relu(0.0) is act.RELU and act.abrelu(0.0, 1.0) is act.RELU
+    assert act.leaky_relu(0.2) is act.leaky_relu(0.2)  # cached: jit reuses compilations
+    assert _dual(act.leaky_relu(0.2), 1.0, 2.0, 0.4) == _dual(act.abrelu(0.2, 1.0), 1.0, 2.0, 0.4)
+    # relu's derivative dual: (pi - theta) / 2 pi, exactly 1/2 on the diagonal
+    assert _dual(act.RELU, 2.0, 2.0, 2.0, True) == 0.5
+    assert abs(_dual(act.RELU, 1.0, 1.0, 0.0, True) - 0.25) < 1e-16
+
+
+@pytest.mark.parametrize("q, order, bound", [(1.0, 128, 1e-13), (4.0, 128, 1e-7), (4.0, 200, 1e-9)])
+def test_quadrature_accuracy_as_documented(q, order, bound):
+    """E[tanh(u)^2] (rho = 1, the worst case) against adaptive quadrature: the table in
+    resgp.activations' docstring."""
+    want = scipy.integrate.quad(
+        lambda x: np.tanh(np.sqrt(q) * x) ** 2 * np.exp(-x * x / 2) / np.sqrt(2 * np.pi),
+        -40, 40, epsabs=1e-16, epsrel=1e-13, limit=500, points=[0])[0]
+    err = abs(_dual(act.tanh(order), q, q, q) - want) / want
+    assert err < bound, err
+    # and more terms help where the series is not converged yet
+    if q == 4.0 and order == 128:
+        assert abs(_dual(act.tanh(64), q, q, q) - want) / want > 10 * err
+
+
+def test_callable_gradient_derivative_matches_explicit():
+    fn = lambda x: jnp.sin(x) + 0.3 * x  # noqa: E731
+    a = act.from_callable(fn, name="auto")
+    b = act.from_callable(fn, name="explicit", derivative=lambda x: jnp.cos(x) + 0.3)
+    for q11, q22, r in COVS:
+        q12 = r * np.sqrt(q11 * q22)
+        assert abs(_dual(a, q11, q22, q12, True) - _dual(b, q11, q22, q12, True)) < 1e-14
+    # sin(x) + 0.3 x against the closed-form sin dual: E[(s(u)+.3u)(s(v)+.3v)]
+    q11, q22, q12 = 1.0, 2.0, 0.5
+    want = (_dual(act.sin(), q11, q22, q12) + 0.09 * q12
+            + 0.3 * q12 * (np.exp(-q11 / 2) + np.exp(-q22 / 2)))  # E[u sin v] = q12 e^{-q22/2}
+    assert abs(_dual(a, q11, q22, q12) - want) < 1e-13
+
+
+# ----------------------------------------------------------------------------- infinite depth
+
+
+def _X(n=7, d=5, seed=1, scale=1.0):
+    return np.random.default_rng(seed).normal(size=(n, d)) * scale
+
+
+CASES = {
+    "leaky_relu": act.leaky_relu(0.1),
+    "abrelu": act.abrelu(-0.4, 1.3),
+    "erf": "erf",
+    "erf_abc": act.erf(1.3, 0.7, 0.2),
+    "sin": act.sin(1.1, 0.9, 0.3),
+    "gelu": "gelu",
+    "tanh": "tanh",
+    "custom": lambda x: jnp.sin(x) + 0.3 * x * jnp.exp(-0.1 * x * x),
+}
+
+
+def richardson(f, X, Y, depths=(250, 500, 1000), **kw):
+    K = [f(X, Y, depth=L, **kw) for L in depths]
+    return (8 * K[2] - 6 * K[1] + K[0]) / 3, K[2]  # cancels the 1/L and 1/L^2 terms
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_infinite_depth_matches_richardson(name):
+    X, Y = _X(), _X(5, seed=2, scale=1.2)
+    kw = dict(activation=CASES[name], branch_variance=1.3, weight_variance=0.9, bias_variance=0.1)
+    K_inf = resgp.resnet_nngp(X, Y, **kw)
+    R, K_deep = richardson(resgp.resnet_nngp, X, Y, **kw)
+    scale = np.abs(K_inf).max()
+    rel = np.abs(R - K_inf).max() / scale
+    assert rel <= 1e-7, rel
+    assert rel < 1e-2 * np.abs(K_deep - K_inf).max() / scale  # the limit is not the deep net
+    # the symmetric case: exactly symmetric, its diagonal equals the diagonal solve
+    K = resgp.resnet_nngp(X, **kw)
+    np.testing.assert_array_equal(K, K.T)
+    np.testing.assert_allclose(np.diag(K), resgp.resnet_nngp_diag(X, **kw), rtol=1e-10)
+
+
+def test_tolerances_control_the_error():
+    X = _X(12, seed=3)
+    tight = resgp.resnet_nngp(X, activation="erf", rtol=1e-13, atol=1e-15)
+    errs = [np.abs(resgp.resnet_nngp(X, activation="erf", rtol=r, atol=1e-15) - tight).max()
+            / np.abs(tight).max() for r in (1e-6, 1e-9)]
+    assert errs[0] < 1e-6 and errs[1] < 1e-9, errs
+    assert errs[1] < errs[0]
+    with pytest.raises(ValueError, match="rtol"):
+        resgp.resnet_nngp(X, activation="erf", rtol=0.5)
+    with pytest.raises(TypeError, match="atol"):
+        resgp.resnet_nngp(X, activation="erf", atol="small")
+
+
+def test_large_inputs_tiled_and_symmetric(monkeypatch):
+    """Several ODE tiles (shrunk tile size): the same matrix as one tile, exactly symmetric."""
+    from resgp import kernels
+
+    X = _X(40, seed=4)
+    one = resgp.resnet_nngp(X, activation="gelu", rtol=1e-12)
+    monkeypatch.setattr(kernels, "ODE_TILE", 16)
+    tiled = resgp.resnet_nngp(X, activation="gelu", rtol=1e-12)
+    np.testing.assert_array_equal(tiled, tiled.T)
+    np.testing.assert_allclose(tiled, one, rtol=0, atol=1e-11 * np.abs(one).max())
+    cross = resgp.resnet_nngp(X[:25], X[10:], activation="gelu", rtol=1e-12)
+    np.testing.assert_allclose(cross, one[:25, 10:], rtol=0, atol=1e-11 * np.abs(one).max())
+
+
+def test_resnet_limit_from_covariances_matches_kernel():
+    X, Y = _X(), _X(4, seed=5)
+    d = X.shape[1]
+    q11, q22, q12 = (X * X).sum(1) / d, (Y * Y).sum(1) / d, X @ Y.T / d
+    for a in ("relu", "erf"):
+        out = resgp.resnet_limit(q11, q22, q12, q12, activation=a)
+        np.testing.assert_allclose(out[2], resgp.resnet_nngp(X, Y, activation=a), rtol=1e-12)
+        np.testing.assert_allclose(out[3], resgp.resnet_ntk(X, Y, activation=a), rtol=1e-12)
+        np.testing.assert_allclose(out[0], resgp.resnet_nngp_diag(X, activation=a), rtol=1e-10)
+    with pytest.raises(ValueError, match="q12 must have shape"):
+        resgp.resnet_limit(q11, q22, q12.T)
+    with pytest.raises(ValueError, match="variances"):
+        resgp.resnet_limit(-q11, q22, q12)
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+def test_callable_passed_directly_equals_from_callable():
+    fn = lambda x: jnp.tanh(x)  # noqa: E731
+    X = _X(5)
+    a = resgp.resnet_nngp(X, depth=3, activation=fn)
+    b = resgp.resnet_nngp(X, depth=3, activation="tanh")
+    np.testing.assert_allclose(a, b, rtol=1e-13)
+
+
+@pytest.mark.parametrize("fn, message", [
+    (lambda x: jnp.log(x), "NaN"),
+    (lambda x: 1.0 / x, "inf"),
+    (lambda x: jnp.sum(x), "elementwise"),
+    (lambda x: jnp.stack([x, x]), "elementwise"),
+    (lambda x: x.undefined_method(), "raised AttributeError"),
+])
+def test_bad_callables_raise_clear_errors(fn, message):
+    with pytest.raises(ValueError, match=message):
+        act.from_callable(fn)
+    with pytest.raises(ValueError, match=message):
+        resgp.resnet_nngp(_X(3), depth=2, activation=fn)
+
+
+@pytest.mark.parametrize("fn", [np.tanh, lambda x: np.tanh(float(x[0])) * x])
+def test_numpy_callables_are_rejected_as_untraceable(fn):
+    with pytest.raises(TypeError, match="traceable by jax.jit"):
+        resgp.resnet_nngp(_X(3), depth=2, activation=fn)
+
+
+def test_unknown_names_and_bad_arguments():
+    with pytest.raises(ValueError, match="unknown activation 'swish'; known: \\['abrelu'"):
+        resgp.resnet_nngp(_X(3), activation="swish")
+    with pytest.raises(TypeError, match="activation must be"):
+        resgp.resnet_nngp(_X(3), activation=3)
+    with pytest.raises(ValueError, match="order"):
+        act.tanh(order=1)
+    with pytest.raises(TypeError, match="slope"):
+        act.leaky_relu("0.1")
+    with pytest.raises(ValueError, match="finite"):
+        act.erf(b=np.inf)
+    with pytest.raises(TypeError, match="derivative must be callable"):
+        act.from_callable(jnp.tanh, derivative=1.0)
+    assert act.get_activation("TANH") is act.ACTIVATIONS["tanh"]
+    assert sorted(act.ACTIVATIONS) == ["abrelu", "erf", "gelu", "leaky_relu", "relu", "sin", "tanh"]
