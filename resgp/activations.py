@@ -97,17 +97,63 @@ def _angle(q11, q22, q12):
     return jnp.where(m > 0, jnp.arctan2(jnp.sqrt(gap), c), 0.5 * jnp.pi)
 
 
-def relu_dual(q11, q22, q12):
-    r"""Arc-cosine kernel of degree 1 (Cho & Saul 2009):
-    :math:`\sqrt{q_{11}q_{22}}\,(\sin\theta + (\pi-\theta)\cos\theta) / 2\pi`."""
+_smooth_angle = jax.custom_jvp(_angle)
+
+
+@_smooth_angle.defjvp
+def _smooth_angle_jvp(primals, tangents):
+    r""":math:`d\theta = -d\rho / \sin\theta`, with :math:`d\rho = dq_{12}/\sqrt{q_{11}q_{22}} -
+    \rho\,(dq_{11}/q_{11} + dq_{22}/q_{22})/2`; 0 where :math:`\sin\theta = 0` or a variance is 0
+    (identical inputs stay identical along the perturbations hyperparameters make, so the
+    derivative there is the limit 0 instead of autodiff's 0 * inf = NaN)."""
+    q11, q22, q12 = primals
+    t11, t22, t12 = tangents
+    theta = _angle(q11, q22, q12)
     scale, rho = _correlation(q11, q22, q12)
-    theta = jnp.arccos(rho)
-    return scale * (jnp.sqrt(1.0 - rho * rho) + (jnp.pi - theta) * rho) / (2.0 * jnp.pi)
+    sin = jnp.sin(theta)
+    ok = (scale > 0) & (sin > 0)
+    one = lambda x: jnp.where(ok, x, 1.0)  # noqa: E731
+    d_rho = t12 / one(scale) - 0.5 * rho * (t11 / one(q11) + t22 / one(q22))
+    return theta, jnp.where(ok, -d_rho / one(sin), 0.0)
 
 
-def relu_derivative_dual(q11, q22, q12):
-    r""":math:`E[\mathbb 1(u>0)\mathbb 1(v>0)] = (\pi - \theta) / 2\pi`."""
-    return (jnp.pi - _angle(q11, q22, q12)) / (2.0 * jnp.pi)
+def _relu_family(cross: float, mean: float):
+    r"""Dual and derivative dual of :math:`a\min(x,0) + b\max(x,0)` with
+    ``cross`` :math:`= (a-b)^2/2\pi`, ``mean`` :math:`= (a^2+b^2)/2`:
+    :math:`\check\phi = c\sqrt{q_{11}q_{22}}\sin\theta + (m - c\theta) q_{12}`,
+    :math:`\check{\phi'} = m - c\theta`. The dual's JVP is written out,
+    :math:`\partial_{q_{12}}\check\phi = \check{\phi'}`, :math:`\partial_{q_{11}}\check\phi =
+    \tfrac{c}{2}\sqrt{q_{22}/q_{11}}\sin\theta`, finite everywhere (autodiff through arccos
+    gives NaN at :math:`\rho = \pm 1`: every diagonal entry)."""
+
+    def derivative_dual(q11, q22, q12):
+        return mean - cross * _smooth_angle(q11, q22, q12)
+
+    @jax.custom_jvp
+    def dual(q11, q22, q12):
+        scale, rho = _correlation(q11, q22, q12)
+        return cross * scale * jnp.sqrt(1.0 - rho * rho) + (mean - cross * jnp.arccos(rho)) * q12
+
+    @dual.defjvp
+    def _dual_jvp(primals, tangents):
+        q11, q22, q12 = primals
+        t11, t22, t12 = tangents
+        scale, _ = _correlation(q11, q22, q12)
+        half_sin = 0.5 * cross * jnp.sin(_angle(q11, q22, q12))
+        positive = scale > 0
+        s11, s22 = jnp.sqrt(q11), jnp.sqrt(q22)
+        d11 = jnp.where(positive, s22 / jnp.where(positive, s11, 1.0) * half_sin, 0.0)
+        d22 = jnp.where(positive, s11 / jnp.where(positive, s22, 1.0) * half_sin, 0.0)
+        d12 = mean - cross * _angle(q11, q22, q12)
+        return dual(q11, q22, q12), d11 * t11 + d22 * t22 + d12 * t12
+
+    return dual, derivative_dual
+
+
+relu_dual, relu_derivative_dual = _relu_family(1.0 / (2.0 * jnp.pi), 0.5)
+relu_dual.__doc__ = r"""Arc-cosine kernel of degree 1 (Cho & Saul 2009):
+    :math:`\sqrt{q_{11}q_{22}}\,(\sin\theta + (\pi-\theta)\cos\theta) / 2\pi`; the derivative
+    dual is :math:`E[\mathbb 1(u>0)\mathbb 1(v>0)] = (\pi - \theta) / 2\pi`."""
 
 
 RELU = Activation("relu", relu_dual, homogeneous=True, derivative_dual=relu_derivative_dual,
@@ -128,15 +174,7 @@ def _real(name, value):
 
 @functools.lru_cache(maxsize=None)
 def _abrelu(a: float, b: float, name: str) -> Activation:
-    cross = (a - b) ** 2 / (2.0 * jnp.pi)
-    mean = (a * a + b * b) / 2.0
-
-    def derivative_dual(q11, q22, q12):
-        return mean - cross * _angle(q11, q22, q12)
-
-    def dual(q11, q22, q12):
-        scale, rho = _correlation(q11, q22, q12)
-        return cross * scale * jnp.sqrt(1.0 - rho * rho) + (mean - cross * jnp.arccos(rho)) * q12
+    dual, derivative_dual = _relu_family((a - b) ** 2 / (2.0 * jnp.pi), (a * a + b * b) / 2.0)
 
     def fn(x):
         return a * jnp.minimum(x, 0.0) + b * jnp.maximum(x, 0.0)

@@ -42,7 +42,8 @@ from . import kernels as _k
 from . import relu_flow
 from ._validation import check_depth, check_inputs, check_variance
 from ._x64 import float64
-from .activations import RELU, _correlation, get_activation, relu_dual
+from . import ode
+from .activations import RELU, get_activation
 
 __all__ = ["MLPKernel", "ResNetKernel"]
 
@@ -218,47 +219,18 @@ def _relu_limit_gradient(X, T, bias_variance, want_T, want_bias):
 # ----------------------------------------------------------------------------- finite depth
 
 
-@jax.custom_jvp
-def _relu_dual_smooth(q11, q22, q12):
-    """:func:`resgp.activations.relu_dual` with its exact derivative as the JVP rule.
-
-    Differentiating the arccos form directly gives inf - inf = NaN where the correlation is 1
-    (every diagonal variance, duplicate inputs). With :math:`f = \\sqrt{q_{11} q_{22}}
-    J(\\rho)/2\\pi`: :math:`\\partial f/\\partial q_{12} = (\\pi - \\theta)/2\\pi` and
-    :math:`\\partial f/\\partial q_{11} = \\sqrt{q_{22}/q_{11}}\\,\\sin\\theta / 4\\pi`
-    (0 where a variance is 0: those rows are constant 0).
-    """
-    return relu_dual(q11, q22, q12)
-
-
-@_relu_dual_smooth.defjvp
-def _relu_dual_smooth_jvp(primals, tangents):
-    q11, q22, q12 = primals
-    t11, t22, t12 = tangents
-    scale, rho = _correlation(q11, q22, q12)
-    s11, s22 = jnp.sqrt(q11), jnp.sqrt(q22)
-    positive = scale > 0
-    sin = jnp.sqrt(jnp.maximum(1.0 - rho * rho, 0.0)) / (4.0 * jnp.pi)
-    d11 = jnp.where(positive, s22 / jnp.where(positive, s11, 1.0) * sin, 0.0)
-    d22 = jnp.where(positive, s11 / jnp.where(positive, s22, 1.0) * sin, 0.0)
-    d12 = (jnp.pi - jnp.arccos(rho)) / (2.0 * jnp.pi)
-    return relu_dual(q11, q22, q12), d11 * t11 + d22 * t22 + d12 * t12
-
-
-def _differentiable_dual(activation):
-    return _relu_dual_smooth if activation is RELU else activation.dual
-
-
-@partial(jax.jit, static_argnames=("dual", "depth", "architecture", "directions", "diagonal"))
-def _recursion_grad_tile(z1, n1, z2, n2, T, bias_variance, *, dual, depth, architecture,
-                         directions, diagonal):
+@partial(jax.jit, static_argnames=("dual", "derivative_dual", "depth", "architecture",
+                                   "directions", "diagonal"))
+def _recursion_grad_tile(z1, n1, z2, n2, T, bias_variance, *, dual, derivative_dual, depth,
+                         architecture, directions, diagonal):
     """Stack (1 + k, b1, b2): K and dK/d log(hyperparameter) for ``directions`` (0: T, 1: bias).
 
     q_0 depends on the bias variance only through a shift: :math:`\\partial q_0 /
-    \\partial\\sigma_b^2 = 1` for every entry (diagonal variances included). ResNet layers have
-    gains T / depth; MLP layers (``architecture="mlp"``) have gain ``T`` (the weight variance,
-    fixed) and add the bias variance in every layer. Forward mode through
-    :func:`resgp.kernels._recursion`.
+    \\partial\\sigma_b^2 = 1` for every entry (diagonal variances included; the NTK starts at
+    :math:`\\Theta_0 = q_0`). ResNet layers have gains T / depth; MLP layers
+    (``architecture="mlp"``) have gain ``T`` (the weight variance, fixed) and add the bias
+    variance in every layer. With ``derivative_dual`` the kernel is the NTK. Forward mode through
+    :func:`resgp.kernels._recursion` / :func:`resgp.kernels._recursion_ntk`.
     """
     q11, q22 = n1 * n1, n2 * n2
     q12 = n1[:, None] * n2[None, :] * _k._correlations(z1, z2, diagonal)
@@ -269,7 +241,10 @@ def _recursion_grad_tile(z1, n1, z2, n2, T, bias_variance, *, dual, depth, archi
             layers = (ones, jnp.full(depth, p[0] / depth), zeros)
         else:
             layers = (zeros, jnp.full(depth, T), jnp.full(depth, bias_variance + p[1]))
-        return _k._recursion(q11 + p[1], q22 + p[1], q12 + p[1], layers, dual)
+        a, b, ab = q11 + p[1], q22 + p[1], q12 + p[1]
+        if derivative_dual is None:
+            return _k._recursion(a, b, ab, layers, dual)
+        return _k._recursion_ntk(a, b, ab, ab, layers, dual, derivative_dual)[1]
 
     p0 = jnp.stack([T, jnp.zeros_like(T)]) if architecture == "resnet" else jnp.zeros(2)
     basis = jnp.eye(2)[np.asarray(directions)]
@@ -278,7 +253,7 @@ def _recursion_grad_tile(z1, n1, z2, n2, T, bias_variance, *, dual, depth, archi
     return jnp.concatenate([K[None], dK])
 
 
-def _recursion_gradient(X, depth, activation, T, bias_variance, directions, *,
+def _recursion_gradient(X, depth, activation, T, bias_variance, directions, *, ntk=False,
                         architecture="resnet", weight_variance=WEIGHT_VARIANCE):
     f = _k._features(X, weight_variance, bias_variance)
     with float64():
@@ -286,12 +261,59 @@ def _recursion_gradient(X, depth, activation, T, bias_variance, directions, *,
             _recursion_grad_tile,
             T=jnp.float64(T),
             bias_variance=jnp.float64(bias_variance),
-            dual=_differentiable_dual(activation),
+            dual=activation.dual,
+            derivative_dual=activation.derivative_dual if ntk else None,
             depth=depth,
             architecture=architecture,
             directions=tuple(directions),
         )
         out = _k._tiled(tile_fn, f, None)
+    return out[0], out[1:]
+
+
+@partial(jax.jit, static_argnames=("dual", "derivative_dual"))
+def _flow_velocity(q11, q22, q12, theta12, *, dual, derivative_dual):
+    """The right-hand side of the limit flow at its end point: d q_T/dT, or d Theta_T/dT."""
+    d = dual(q11[:, None], q22[None, :], q12)
+    return d if derivative_dual is None else d + theta12 * derivative_dual(
+        q11[:, None], q22[None, :], q12)
+
+
+def _limit_gradient_tile(z1, n1, z2, n2, *, diagonal, T, bias_variance, activation, ntk,
+                         directions):
+    """Infinite depth by the ODE (:mod:`resgp.ode`): stack of K and dK/d log(hyperparameter).
+    d/dT is the flow's own velocity at T (exact); d/d bias variance integrates the variational
+    equation along the shift of every q_0 entry (and Theta_0 = q_0) by 1."""
+    q12 = np.asarray(_k._covariance_tile(z1, n1, z2, n2, diagonal=diagonal))
+    q11, q22 = n1 * n1, n2 * n2
+    start = dict(T=T, activation=activation, symmetric=diagonal)
+    theta = q12 if ntk else None
+    if 1 in directions:
+        shift = (np.ones_like(q11), np.ones_like(q22), np.ones_like(q12),
+                 np.ones_like(q12) if ntk else None)
+        out, tangent = ode.limit_flow(q11, q22, q12, theta, tangent=shift, **start)
+    else:
+        out, tangent = ode.limit_flow(q11, q22, q12, theta, **start), None
+    K = out[3] if ntk else out[2]
+    stack = [K]
+    for direction in directions:
+        if direction == 0:
+            with float64():
+                velocity = _flow_velocity(
+                    *(jnp.asarray(v) for v in out[:3]), None if theta is None else jnp.asarray(out[3]),
+                    dual=activation.dual, derivative_dual=activation.derivative_dual if ntk else None)
+            stack.append(T * np.asarray(velocity))
+        else:
+            stack.append(bias_variance * (tangent[3] if ntk else tangent[2]))
+    return np.stack(stack)
+
+
+def _limit_gradient(X, activation, T, bias_variance, directions, ntk):
+    f = _k._features(X, WEIGHT_VARIANCE, bias_variance)
+    tile_fn = partial(_limit_gradient_tile, T=T, bias_variance=bias_variance,
+                      activation=activation, ntk=ntk, directions=tuple(directions))
+    with float64():
+        out = _k._tiled(tile_fn, f, None, tile=_k.ODE_TILE, pad=False)
     return out[0], out[1:]
 
 
@@ -419,9 +441,10 @@ class ResNetKernel(_NNGPKernel):
 
     :math:`k(a, b) = q_T(a, b)`: the covariance of the output of a ResNet whose input layer has
     :math:`q_0(a, b) = \langle a, b\rangle / d + \sigma_b^2` and whose residual branches have
-    total variance T (``branch_variance``), in the infinite-depth limit (``depth=None``, ReLU
-    only) or after ``depth`` blocks. Same as :func:`resgp.resnet_nngp` with
-    ``weight_variance=1``. Not stationary; scale it with a ``ConstantKernel``.
+    total variance T (``branch_variance``), in the infinite-depth limit (``depth=None``) or
+    after ``depth`` blocks. Same as :func:`resgp.resnet_nngp` with ``weight_variance=1``
+    (:func:`resgp.resnet_ntk` with ``ntk=True``). Not stationary; scale it with a
+    ``ConstantKernel``.
 
     Parameters
     ----------
@@ -431,11 +454,14 @@ class ResNetKernel(_NNGPKernel):
         Bias variance :math:`\sigma_b^2` of the input layer. The default 0 is a bias-free
         network (as in Hayou & Yang), and then not a hyperparameter: a log-scale
         hyperparameter cannot start at 0. Give a positive value to tune it.
-    activation : str, default="relu"
-        Activation of the residual branches (see :data:`resgp.ACTIVATIONS`); the infinite-depth
-        kernel exists for "relu".
+    activation : str, Activation or callable, default="relu"
+        Activation of the residual branches (see :data:`resgp.ACTIVATIONS`). For ReLU (NNGP)
+        the infinite-depth kernel and its gradient come from the exact tabulated angle flow;
+        for the others from the ODE of :mod:`resgp.ode` (seconds for a few thousand inputs).
     depth : int >= 1 or None, default=None
         None for the infinite-depth limit, an integer L for L residual blocks.
+    ntk : bool, default=False
+        The neural tangent kernel of the same network instead of the NNGP.
     branch_variance_bounds : pair of floats > 0 or "fixed", default=(1e-2, 10)
     bias_variance_bounds : pair of floats > 0, "fixed" or None, default=None
         Bounds for hyperparameter optimisation (values outside them are refused). None: (1e-5,
@@ -447,6 +473,11 @@ class ResNetKernel(_NNGPKernel):
     :math:`e^{T/2}`, and at T = 100 (:math:`e^{50}`) combined with a ``ConstantKernel`` at its
     upper bound, the first L-BFGS-B step of ``GaussianProcessClassifier`` overflows sklearn's
     Laplace approximation and the optimiser stops where it started.
+
+    Gradients (``eval_gradient=True``) are exact: finite depth by forward mode through the
+    layer recursion; infinite depth, ReLU NNGP, from the flow identities; otherwise d/dT is the
+    flow's velocity at T and d/d(bias variance) integrates the variational equation with the
+    flow (to the solver's tolerance).
 
     ``K_gradient`` is returned as a view of a (n_dims, N, N) array (not C-contiguous), which
     scikit-learn's GP code uses as it is; ``np.ascontiguousarray`` copies it if needed.
@@ -460,6 +491,7 @@ class ResNetKernel(_NNGPKernel):
         bias_variance=0.0,
         activation="relu",
         depth=None,
+        ntk=False,
         branch_variance_bounds=(1e-2, 1e1),
         bias_variance_bounds=None,
     ):
@@ -467,6 +499,7 @@ class ResNetKernel(_NNGPKernel):
         self.bias_variance = bias_variance
         self.activation = activation
         self.depth = depth
+        self.ntk = ntk
         self.branch_variance_bounds = branch_variance_bounds
         self.bias_variance_bounds = bias_variance_bounds
 
@@ -475,31 +508,38 @@ class ResNetKernel(_NNGPKernel):
         bounds = _check_bounds("branch_variance", self.branch_variance_bounds)
         return Hyperparameter("branch_variance", "numeric", bounds)
 
-    _function = staticmethod(_k.resnet_nngp)
-    _diag_function = staticmethod(_k.resnet_nngp_diag)
+    @property
+    def _function(self):
+        return _k.resnet_ntk if self.ntk else _k.resnet_nngp
+
+    @property
+    def _diag_function(self):
+        return _k.resnet_ntk_diag if self.ntk else _k.resnet_nngp_diag
 
     def _settings(self):
         """Validated keyword arguments of :func:`resgp.resnet_nngp` and the free names."""
+        if not isinstance(self.ntk, (bool, np.bool_)):
+            raise TypeError(f"ntk must be True or False, got {self.ntk!r}")
         values, free = self._validated(("branch_variance", "bias_variance"))
         depth = check_depth(self.depth, allow_none=True)
         activation = get_activation(self.activation)
-        if depth is None and activation.name != "relu":
-            raise NotImplementedError(
-                f"the infinite-depth kernel for activation {activation.name!r} is not available "
-                f"yet; give a finite depth"
-            )
+        if self.ntk and activation.derivative_dual is None:
+            raise ValueError(f"activation {activation.name!r} has no derivative dual: no NTK")
         kwargs = dict(depth=depth, weight_variance=WEIGHT_VARIANCE, activation=activation, **values)
         return kwargs, free
 
     def _gradient(self, X, kwargs, directions):
-        T, bias = kwargs["branch_variance"], kwargs["bias_variance"]
-        if kwargs["depth"] is None:
+        T, bias, act = kwargs["branch_variance"], kwargs["bias_variance"], kwargs["activation"]
+        if kwargs["depth"] is not None:
+            return _recursion_gradient(X, kwargs["depth"], act, T, bias, directions, ntk=self.ntk)
+        if act is RELU and not self.ntk:
             K, grad = _relu_limit_gradient(X, T, bias, 0 in directions, 1 in directions)
             return K, grad[::-1]  # (T, bias) order -> (bias, T)
-        return _recursion_gradient(X, kwargs["depth"], kwargs["activation"], T, bias, directions)
+        return _limit_gradient(X, act, T, bias, directions, self.ntk)
 
     def __repr__(self):
         extra = "" if self.depth is None else f", depth={self.depth!r}"
+        extra += ", ntk=True" if self.ntk else ""
         return "{0}(branch_variance={1}, bias_variance={2}{3}{4})".format(
             self.__class__.__name__, _fmt(self.branch_variance), _fmt(self.bias_variance), extra,
             self._repr_extra(),

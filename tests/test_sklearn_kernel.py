@@ -243,7 +243,7 @@ def test_clone_pickle_repr_equality_params(X):
     assert kernel != ResNetKernel(branch_variance=2.5, bias_variance=0.01, depth=4,
                                   branch_variance_bounds=(0.1, 5.0))
     assert kernel != RBF()
-    assert set(kernel.get_params()) == {"branch_variance", "bias_variance", "activation", "depth",
+    assert set(kernel.get_params()) == {"branch_variance", "bias_variance", "activation", "depth", "ntk",
                                         "branch_variance_bounds", "bias_variance_bounds"}
     kernel.set_params(depth=None, bias_variance=0.2)
     assert kernel.depth is None and kernel.bias_variance == 0.2
@@ -342,8 +342,9 @@ def test_bad_inputs(X, Y):
         kernel(bad, eval_gradient=True)
     with pytest.raises(ValueError, match="2-D"):
         kernel(np.ones(3))
-    with pytest.raises(NotImplementedError, match="infinite-depth"):
-        ResNetKernel(activation=resgp.Activation("mine", resgp.ACTIVATIONS["relu"].dual, True))(X)
+    mine = resgp.Activation("mine", resgp.ACTIVATIONS["relu"].dual, True)  # no derivative dual
+    with pytest.raises(ValueError, match="no derivative dual: no NTK"):
+        ResNetKernel(activation=mine, ntk=True)(X)
 
 
 # ----------------------------------------------------------------------------- end to end
@@ -486,3 +487,58 @@ def test_mlp_kernel_protocol(X):
         MLPKernel(depth=None)(X)
     with pytest.raises(ValueError, match="weight_variance must be > 0"):
         MLPKernel(weight_variance=-1.0)(X)
+
+
+# ----------------------------------------------------------------------------- other activations, NTK
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(activation="erf"),
+        dict(activation="erf", bias_variance=0.3),
+        dict(activation="gelu", branch_variance=2.0, bias_variance=1.0),
+        dict(activation="tanh", bias_variance=0.1),
+        dict(ntk=True),
+        dict(ntk=True, bias_variance=0.5, branch_variance=0.3),
+        dict(ntk=True, activation="erf", bias_variance=2.0),
+        dict(ntk=True, depth=4, bias_variance=0.5),
+        dict(ntk=True, depth=3, activation="leaky_relu", bias_variance=0.2),
+        dict(depth=3, activation="sin", bias_variance=0.7),
+    ],
+    ids=lambda p: "-".join(f"{k}={v}" for k, v in p.items()),
+)
+def test_activations_and_ntk_values_and_gradients(X, Y, params):
+    """Every activation and the NTK, finite and infinite depth: values equal the library's
+    functions, diag the matrix's diagonal, and gradients (flow velocity, variational equation,
+    forward mode) agree with finite differences."""
+    kernel = ResNetKernel(**params)
+    function = resgp.resnet_ntk if params.get("ntk") else resgp.resnet_nngp
+    if params.get("ntk") and params.get("activation", "relu") in ("relu", "leaky_relu"):
+        # the ReLU family's NTK is not differentiable at parallel inputs: its derivative dual
+        # (pi - theta)/2 pi has slope -inf at theta = 0, so rounding-level angles there move it
+        # by ~1e-8 (exact duplicates, the zero row and antipodal pairs stay)
+        X = np.asarray(X)[[0, 2, 3, 4, 5] + list(range(10, 20))]
+    kwargs = dict(depth=params.get("depth"), activation=params.get("activation", "relu"),
+                  branch_variance=params.get("branch_variance", 1.0),
+                  bias_variance=params.get("bias_variance", 0.0))
+    K, G = kernel(X, eval_gradient=True)
+    np.testing.assert_allclose(K, function(X, **kwargs), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(kernel(X, Y), function(X, Y, **kwargs), rtol=1e-12)
+    np.testing.assert_allclose(kernel.diag(X), np.diag(K), rtol=1e-9)
+    assert G.shape == (len(X), len(X), kernel.n_dims)
+    assert_gradient_close(G, fd_theta(kernel, X))
+
+
+def test_ntk_option_protocol(X):
+    kernel = ResNetKernel(ntk=True, depth=2)
+    assert repr(kernel) == "ResNetKernel(branch_variance=1, bias_variance=0, depth=2, ntk=True)"
+    assert clone(kernel).ntk is True and pickle.loads(pickle.dumps(kernel)) == kernel
+    assert kernel != ResNetKernel(depth=2)
+    with pytest.raises(TypeError, match="ntk must be True or False"):
+        ResNetKernel(ntk="yes")(X)
+    gp = GaussianProcessRegressor(ConstantKernel() * ResNetKernel(ntk=True) + WhiteKernel(),
+                                  normalize_y=True)
+    y = np.sin(X[:, 0]) + X[:, 1]
+    fit_quietly(gp, X, y)
+    assert gp.log_marginal_likelihood_value_ > gp.log_marginal_likelihood(gp.kernel.theta)
