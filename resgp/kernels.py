@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import ode, relu_flow
+from . import flow_table, ode, relu_flow
 from ._validation import (
     check_branch_scales,
     check_depth,
@@ -358,6 +358,34 @@ def _limit_tile(z1, n1, z2, n2, *, diagonal, T, activation, ntk, rtol, atol):
 ODE_TILE = 512  # smaller tiles than TILE: only tiles on and above the diagonal are integrated
 
 
+def _table_tile(z1, n1, z2, n2, *, diagonal, table, ntk):
+    q12 = np.asarray(_covariance_tile(z1, n1, z2, n2, diagonal=diagonal))
+    K, theta = table.evaluate(n1 * n1, n2 * n2, q12, nngp=not ntk, ntk=ntk, symmetric=diagonal)
+    return theta if ntk else K
+
+
+def _table_gram(f1, f2, T, activation, *, ntk, rtol, atol):
+    """Infinite depth, non-homogeneous activation: the flow map tabulated once for these inputs'
+    variances (:mod:`resgp.flow_table`, accurate to max(rtol, atol) relative), evaluated per
+    entry; the diagonal of K(X, X) is exactly the diagonal flow, as in :func:`_diag`. None when
+    the table does not apply (then the ODE is integrated for every pair)."""
+    tol = max(rtol, atol)
+    if not 1e-12 <= tol <= 1e-3:
+        return None
+    n_all = f1[1] if f2 is None else np.concatenate([f1[1], f2[1]])
+    table = flow_table.tabulate(n_all * n_all, T=T, activation=activation, ntk=ntk, tol=tol)
+    if table is None:
+        return None
+    out = _tiled(partial(_table_tile, table=table, ntk=ntk), f1, f2, pad=False)
+    if f2 is None:
+        n = f1[1]
+        q = n * n
+        d = (ode.diagonal_flow(q, q, T=T, activation=activation, rtol=rtol, atol=atol)[1] if ntk
+             else ode.diagonal_flow(q, T=T, activation=activation, rtol=rtol, atol=atol))
+        np.fill_diagonal(out, d)
+    return out
+
+
 def _gram(X1, X2, layers, T, activation: Activation, weight_variance, bias_variance, *,
           ntk=False, rtol=ode.RTOL, atol=ode.ATOL):
     f1 = _features(X1, weight_variance, bias_variance)
@@ -376,6 +404,9 @@ def _gram(X1, X2, layers, T, activation: Activation, weight_variance, bias_varia
             T = jnp.float64(T)
             tile_fn = partial(_relu_limit_tile, coefs=_relu_table(T)[relu_flow.VALUE], T=T)
         else:
+            out = _table_gram(f1, f2, T, activation, ntk=ntk, rtol=rtol, atol=atol)
+            if out is not None:
+                return out
             tile_fn = partial(_limit_tile, T=T, activation=activation, ntk=ntk, rtol=rtol,
                               atol=atol)
             return _tiled(tile_fn, f1, f2, tile=ODE_TILE, pad=False)

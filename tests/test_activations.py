@@ -196,10 +196,12 @@ def test_resnet_limit_from_covariances_matches_kernel():
     X, Y = _X(), _X(4, seed=5)
     d = X.shape[1]
     q11, q22, q12 = (X * X).sum(1) / d, (Y * Y).sum(1) / d, X @ Y.T / d
-    for a in ("relu", "erf"):
+    # relu: the same table and ODE; erf: resnet_limit integrates the ODE, the kernel functions
+    # evaluate the tabulated flow (resgp.flow_table), both accurate to ~1e-10
+    for a, rtol in (("relu", 1e-12), ("erf", 1e-9)):
         out = resgp.resnet_limit(q11, q22, q12, q12, activation=a)
-        np.testing.assert_allclose(out[2], resgp.resnet_nngp(X, Y, activation=a), rtol=1e-12)
-        np.testing.assert_allclose(out[3], resgp.resnet_ntk(X, Y, activation=a), rtol=1e-12)
+        np.testing.assert_allclose(out[2], resgp.resnet_nngp(X, Y, activation=a), rtol=rtol)
+        np.testing.assert_allclose(out[3], resgp.resnet_ntk(X, Y, activation=a), rtol=rtol)
         np.testing.assert_allclose(out[0], resgp.resnet_nngp_diag(X, activation=a), rtol=1e-10)
     with pytest.raises(ValueError, match="q12 must have shape"):
         resgp.resnet_limit(q11, q22, q12.T)
