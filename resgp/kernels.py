@@ -441,6 +441,16 @@ def _common(weight_variance, bias_variance, activation):
     )
 
 
+def _resnet_settings(depth, branch_variance, weight_variance, bias_variance, activation,
+                     branch_scales, rtol, atol):
+    """The validated keyword arguments of :func:`_gram` / :func:`_diag` for a ResNet."""
+    act, wv, bv = _common(weight_variance, bias_variance, activation)
+    layers, T = _resnet_layers(depth, branch_variance, branch_scales)
+    rtol, atol = ode.check_tolerances(rtol, atol)
+    return dict(layers=layers, T=T, activation=act, weight_variance=wv, bias_variance=bv,
+                rtol=rtol, atol=atol)
+
+
 # ----------------------------------------------------------------------------- public API
 
 
@@ -486,10 +496,9 @@ def resnet_nngp(
         :math:`\sigma_w^2/d`, plus :math:`\sigma_b^2`).
     """
     A, B = check_pair(X1, X2)
-    act, wv, bv = _common(weight_variance, bias_variance, activation)
-    layers, T = _resnet_layers(depth, branch_variance, branch_scales)
-    rtol, atol = ode.check_tolerances(rtol, atol)
-    return _output(_gram(A, B, layers, T, act, wv, bv, rtol=rtol, atol=atol), X1)
+    settings = _resnet_settings(depth, branch_variance, weight_variance, bias_variance,
+                                activation, branch_scales, rtol, atol)
+    return _output(_gram(A, B, **settings), X1)
 
 
 def resnet_nngp_diag(
@@ -506,10 +515,9 @@ def resnet_nngp_diag(
 ):
     """The diagonal K(x, x) of :func:`resnet_nngp`, shape (N,), without forming the matrix."""
     Xc = check_inputs(X, "X")
-    act, wv, bv = _common(weight_variance, bias_variance, activation)
-    layers, T = _resnet_layers(depth, branch_variance, branch_scales)
-    rtol, atol = ode.check_tolerances(rtol, atol)
-    return _output(_diag(Xc, layers, T, act, wv, bv, rtol=rtol, atol=atol), X)
+    settings = _resnet_settings(depth, branch_variance, weight_variance, bias_variance,
+                                activation, branch_scales, rtol, atol)
+    return _output(_diag(Xc, **settings), X)
 
 
 def resnet_ntk(
@@ -535,10 +543,9 @@ def resnet_ntk(
     :math:`q_0`: each parameter's gradient contributes one kernel's worth).
     """
     A, B = check_pair(X1, X2)
-    act, wv, bv = _common(weight_variance, bias_variance, activation)
-    layers, T = _resnet_layers(depth, branch_variance, branch_scales)
-    rtol, atol = ode.check_tolerances(rtol, atol)
-    return _output(_gram(A, B, layers, T, act, wv, bv, ntk=True, rtol=rtol, atol=atol), X1)
+    settings = _resnet_settings(depth, branch_variance, weight_variance, bias_variance,
+                                activation, branch_scales, rtol, atol)
+    return _output(_gram(A, B, **settings, ntk=True), X1)
 
 
 def resnet_ntk_diag(
@@ -555,10 +562,9 @@ def resnet_ntk_diag(
 ):
     """The diagonal Theta(x, x) of :func:`resnet_ntk`, shape (N,)."""
     Xc = check_inputs(X, "X")
-    act, wv, bv = _common(weight_variance, bias_variance, activation)
-    layers, T = _resnet_layers(depth, branch_variance, branch_scales)
-    rtol, atol = ode.check_tolerances(rtol, atol)
-    return _output(_diag(Xc, layers, T, act, wv, bv, ntk=True, rtol=rtol, atol=atol), X)
+    settings = _resnet_settings(depth, branch_variance, weight_variance, bias_variance,
+                                activation, branch_scales, rtol, atol)
+    return _output(_diag(Xc, **settings, ntk=True), X)
 
 
 def mlp_nngp(X1, X2=None, *, depth, weight_variance=2.0, bias_variance=0.0, activation="relu"):
