@@ -179,3 +179,23 @@ def test_table_diagonal_option():
     assert np.abs(np.diag(theta) - thT).max() <= ACCURACY * thT.max()
     with pytest.raises(ValueError, match="diagonal"):
         flow_table.limit_kernel(q, q, q12, T=1.0, activation="tanh", diagonal="exact")
+
+
+@pytest.mark.parametrize("name", ["tanh", "erf", "gelu", "sin"])
+def test_diagonal_flow_map_matches_the_solve_of_every_variance(name):
+    """Many variances go through the interpolated 1-D diagonal flow map (resgp.ode): it agrees
+    with integrating every variance at tight tolerance, NNGP and NTK alike."""
+    act = get_activation(name)
+    q = np.exp(np.random.default_rng(2).uniform(np.log(0.01), np.log(20.0), 300))
+    exact = ode._diagonal_solve(q, None, T=1.3, activation=act, rtol=1e-13, atol=1e-15)
+    table = ode.diagonal_flow(q, T=1.3, activation=act)
+    assert np.abs(table - exact).max() <= 1e-10 * np.abs(exact).max()
+    exact_ntk = ode._diagonal_solve(q, q, T=1.3, activation=act, rtol=1e-13, atol=1e-15)
+    table_ntk = ode.diagonal_flow(q, q, T=1.3, activation=act)
+    for a, b in zip(table_ntk, exact_ntk):
+        assert np.abs(a - b).max() <= 1e-10 * np.abs(b).max()
+    # a general NTK start (Theta_0 != q_0) is integrated variance by variance
+    theta = 2.0 * q
+    direct = ode._diagonal_solve(q, theta, T=1.3, activation=act, rtol=ode.RTOL, atol=ode.ATOL)
+    for a, b in zip(ode.diagonal_flow(q, theta, T=1.3, activation=act), direct):
+        np.testing.assert_array_equal(a, b)
