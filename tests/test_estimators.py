@@ -14,6 +14,7 @@ import warnings
 from functools import lru_cache, partial
 from pathlib import Path
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
@@ -456,9 +457,8 @@ def test_errors(Estimator, small):
         Estimator(noise_variance=100.0).fit(X, y)
     with pytest.raises(ValueError, match="amplitude_bounds"):
         Estimator(amplitude_bounds=(2.0, 1.0)).fit(X, y)
-    mine = resgp.Activation("mine", resgp.ACTIVATIONS["relu"].dual, True)
-    with pytest.raises(NotImplementedError, match="infinite-depth"):
-        Estimator(activation=mine).fit(X, y)
+    with pytest.raises(ValueError, match="NaN"):
+        Estimator(activation=lambda x: jnp.log(x)).fit(X, y)  # NaN for negative inputs
     with pytest.raises(ValueError, match="unknown activation"):
         Estimator(activation="no such thing").fit(X, y)
 
