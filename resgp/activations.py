@@ -356,8 +356,10 @@ def _check_callable(fn, what: str):
         if not np.isfinite(values).all():
             bad = "NaN" if np.isnan(values).any() else "inf"
             raise ValueError(f"{what} returned {bad} on inputs in [-4, 4]: it must be finite")
+        # jit a lambda, not fn: jax 0.10 segfaults on the second jit of an object that takes
+        # no weak references (a NumPy ufunc such as np.tanh)
         try:
-            jax.jit(fn)(probe)
+            jax.jit(lambda x: fn(x))(probe)
         except Exception as exc:
             raise TypeError(
                 f"{what} must be traceable by jax.jit (write it with jax.numpy): {exc}"
