@@ -64,7 +64,6 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from scipy.linalg import solve_triangular
 from scipy.stats import rankdata
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.gaussian_process import GaussianProcessRegressor
@@ -203,12 +202,9 @@ class ExactGPClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _posterior(self, X):
-        X = np.asarray(X, float)
-        K_trans = self.kernel_(X, self.gpr_.X_train_)
-        mean = K_trans @ self.gpr_.alpha_
-        V = solve_triangular(self.gpr_.L_, K_trans.T, lower=True, check_finite=False)
-        var = self.kernel_.diag(X) - np.einsum("ij,ij->j", V, V)
-        return mean, np.maximum(var, 0.0)
+        from .estimators import gp_posterior
+
+        return gp_posterior(self.gpr_, np.asarray(X, float))
 
     def predict_proba(self, X):
         from .estimators import _probabilities

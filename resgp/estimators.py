@@ -507,14 +507,7 @@ class ResNetGPClassifier(ClassifierMixin, _ResNetGPBase):
     def _posterior(self, X, want_var=True):
         """Posterior means (n, C) and the shared variances (n,) at X (noise included)."""
         check_is_fitted(self)
-        Xs = self._standardise(X)
-        K_trans = self.kernel_(Xs, self.gpr_.X_train_)
-        mean = K_trans @ self.gpr_.alpha_  # zero prior mean, targets not normalised
-        if not want_var:
-            return mean, None
-        V = solve_triangular(self.gpr_.L_, K_trans.T, lower=True, check_finite=False)
-        var = self.kernel_.diag(Xs) - np.einsum("ij,ij->j", V, V)
-        return mean, np.maximum(var, 0.0)
+        return gp_posterior(self.gpr_, self._standardise(X), want_var)
 
     def decision_function(self, X):
         """Posterior mean of the centred one-hot targets.
@@ -546,6 +539,19 @@ class ResNetGPClassifier(ClassifierMixin, _ResNetGPBase):
         """
         mean, var = self._posterior(X)
         return _probabilities(mean, var, self.temperature_)
+
+
+def gp_posterior(gpr, X, want_var=True):
+    """Posterior means (n, C) and shared variances (n,) of a fitted ``GaussianProcessRegressor``
+    with zero prior mean and unnormalised targets, at inputs X as the kernel sees them (noise
+    included, as the fitted kernel's diagonal); variances None unless ``want_var``."""
+    K_trans = gpr.kernel_(X, gpr.X_train_)
+    mean = K_trans @ gpr.alpha_
+    if not want_var:
+        return mean, None
+    V = solve_triangular(gpr.L_, K_trans.T, lower=True, check_finite=False)
+    var = gpr.kernel_.diag(X) - np.einsum("ij,ij->j", V, V)
+    return mean, np.maximum(var, 0.0)
 
 
 def _draws(n_classes):
