@@ -20,6 +20,7 @@ to put after any NT front end.
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 
@@ -73,6 +74,13 @@ def _check_width(width):
     return width
 
 
+def _block(width, alpha, *, activation):
+    """One residual block y = x + alpha Dense(phi(x)) (no bias) of width ``width``."""
+    stax = _stax()
+    branch = stax.serial(_phi(activation), stax.Dense(width, W_std=alpha, b_std=None))
+    return stax.serial(stax.FanOut(2), stax.parallel(branch, stax.Identity()), stax.FanInSum())
+
+
 def resnet(
     width,
     depth,
@@ -93,10 +101,7 @@ def resnet(
     depth = check_depth(depth, allow_none=False)
     (_, gains, _), _ = _resnet_layers(depth, branch_variance, branch_scales)
 
-    def block(alpha):
-        branch = stax.serial(_phi(activation), stax.Dense(width, W_std=alpha, b_std=None))
-        return stax.serial(stax.FanOut(2), stax.parallel(branch, stax.Identity()), stax.FanInSum())
-
+    block = partial(_block, width, activation=activation)
     alphas = np.sqrt(gains)
     if np.all(alphas == alphas[0]):
         blocks = stax.repeat(block(float(alphas[0])), depth)
@@ -167,9 +172,7 @@ def InfiniteResNet(
     alpha = math.sqrt(T / depth)
 
     def stand_in(width):
-        branch = stax.serial(_phi(act), stax.Dense(width, W_std=alpha, b_std=None))
-        block = stax.serial(stax.FanOut(2), stax.parallel(branch, stax.Identity()), stax.FanInSum())
-        return stax.repeat(block, depth)
+        return stax.repeat(_block(width, alpha, activation=act), depth)
 
     def init_fn(rng, input_shape):
         return stand_in(int(input_shape[-1]))[0](rng, input_shape)
