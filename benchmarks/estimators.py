@@ -38,16 +38,14 @@ Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import sys
 import time
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # benchmark the checkout, installed or not
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _common
+from _common import finish, fmt_s, header, logger, markdown_table  # noqa: E402
+log = logger("estimators")
 
 import numpy as np  # noqa: E402
 from sklearn.datasets import (  # noqa: E402
@@ -67,7 +65,6 @@ from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
-import resgp  # noqa: E402
 from resgp.estimators import ResNetGPClassifier, ResNetGPRegressor  # noqa: E402
 from resgp.sklearn_kernel import ResNetKernel  # noqa: E402
 
@@ -75,14 +72,6 @@ SEED = 0
 TOLERANCE = 0.01
 FULL = dict(digits_train=1000, digits_test=None)
 QUICK = dict(digits_train=300, digits_test=300)
-
-
-def log(msg: str) -> None:
-    print(f"[estimators {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def fmt_s(t: float) -> str:
-    return f"{t * 1e3:.0f} ms" if t < 1 else f"{t:.1f} s"
 
 
 def resnet_kernel():
@@ -224,24 +213,6 @@ def run_regression():
 # ----------------------------------------------------------------------------- main
 
 
-def markdown(head, rows) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def header(quick: bool) -> str:
-    import jax
-    import sklearn
-
-    return (
-        f"resgp {resgp.__version__}, jax {jax.__version__}, scikit-learn {sklearn.__version__}, "
-        f"numpy {np.__version__}; Python {platform.python_version()}, {platform.machine()}, "
-        f"{os.cpu_count()} CPUs; mode {'quick' if quick else 'full'}; "
-        f"{datetime.datetime.now().isoformat(timespec='seconds')}"
-    )
-
-
 NOTES = """\
 Notes: train/test rows in column 2; log loss and accuracy on the test rows; "predict" times \
 predict_proba + predict (classification) or predict(return_std=True) (regression). NLPD is in \
@@ -268,35 +239,19 @@ def main(argv=None) -> int:
         f"{laplace:.4f}: {'PASS' if ok else 'FAIL'} (target: >= GPC - {TOLERANCE})"
         for d, ours, laplace, ok in verdicts
     ]
-    verdict = "all targets met" if not failed else "MISSED: " + ", ".join(failed)
-    text = "\n".join(
-        [
-            f"resgp estimators benchmark ({header(args.quick)})",
-            "",
-            "## Classification",
-            "",
-            markdown(("Data", "Rows", "Model", "Accuracy", "Log loss", "Fit", "Predict",
-                      "Fitted kernel"), class_rows),
-            "",
-            *target_lines,
-            "",
-            "## Regression",
-            "",
-            markdown(("Data", "Rows", "Model", "RMSE", "NLPD", "R²", "Fit", "Predict",
-                      "Fitted kernel"), reg_rows),
-            "",
-            NOTES,
-            "",
-            f"{verdict} (benchmark ran {time.perf_counter() - t_start:.0f} s)",
-        ]
-    )
-    print(text)
-    if not args.quick:
-        out = ROOT / "benchmarks" / "results" / "estimators.md"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("# " + text + "\n")
-        log(f"wrote {out.relative_to(ROOT)}")
-    return 1 if failed else 0
+    blocks = [
+        "## Classification",
+        markdown_table(("Data", "Rows", "Model", "Accuracy", "Log loss", "Fit", "Predict",
+                        "Fitted kernel"), class_rows),
+        "\n".join(target_lines),
+        "## Regression",
+        markdown_table(("Data", "Rows", "Model", "RMSE", "NLPD", "R²", "Fit", "Predict",
+                        "Fitted kernel"), reg_rows),
+        NOTES,
+    ]
+    return finish("estimators", f"resgp estimators benchmark ({header(args.quick)})", blocks,
+                  failed, t_start, args.quick, sep=", ")
+
 
 
 if __name__ == "__main__":

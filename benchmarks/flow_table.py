@@ -21,15 +21,13 @@ import argparse
 import datetime
 import os
 import platform
-import statistics
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _common
+from _common import ROOT, interleaved  # noqa: E402
 
 import numpy as np  # noqa: E402
 from sklearn.gaussian_process.kernels import RBF  # noqa: E402
@@ -42,24 +40,6 @@ SEED = 0
 SUBSET = 300
 REPEATS = 7
 TARGET_RATIO = 10.0
-
-
-def timed_pair(fn, reference, repeats=REPEATS):
-    """Alternate ``fn`` and ``reference`` (warm-up first) and return both minima and the last
-    output of ``fn``: on a shared machine the minimum of interleaved calls is the most stable
-    estimate, and interleaving exposes both to the same load."""
-    out = fn()
-    reference()
-    t_fn, t_ref = [], []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        reference()
-        t1 = time.perf_counter()
-        out = fn()
-        t2 = time.perf_counter()
-        t_ref.append(t1 - t0)
-        t_fn.append(t2 - t1)
-    return min(t_fn), min(t_ref), out
 
 
 def main():
@@ -83,11 +63,14 @@ def main():
         def rbf():
             return RBF()(X)
 
-        t, t_rbf, (K, _) = timed_pair(table_path, rbf)
-        t_ntk, t_rbf_ntk, (_, theta) = timed_pair(lambda: table_path(ntk=True), rbf)
-        t_td, t_td_ref, _ = timed_pair(lambda: table_path(diagonal="table"), rbf)
-        t_tab, t_tab_ref, _ = timed_pair(
-            lambda: flow_table.tabulate(np.diag(X @ X.T / D).copy(), T=1.0, activation=act), rbf)
+        t, t_rbf, _, (K, _) = interleaved(table_path, rbf, REPEATS, stat=min)
+        t_ntk, t_rbf_ntk, _, (_, theta) = interleaved(lambda: table_path(ntk=True), rbf, REPEATS,
+                                                        stat=min)
+        t_td, t_td_ref, _, _ = interleaved(lambda: table_path(diagonal="table"), rbf, REPEATS,
+                                          stat=min)
+        t_tab, t_tab_ref, _, _ = interleaved(
+            lambda: flow_table.tabulate(np.diag(X @ X.T / D).copy(), T=1.0, activation=act), rbf,
+            REPEATS, stat=min)
         q12 = X @ X.T / D
         q = np.diag(q12).copy()
         table = flow_table.tabulate(q, T=1.0, activation=act, ntk=True)

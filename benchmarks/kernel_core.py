@@ -11,7 +11,7 @@ Machines are noisy, so every target is a ratio against a reference measured in t
 1. ``resnet_nngp(X)`` (depth=None) against scikit-learn's ``RBF()(X)`` on the same data
    (N=4000, d=64): each warmed up once (JAX compiles on the first call), then the median of
    interleaved repeats. Target: ratio <= 2.
-2. The Neural Tangents analytic NNGP kernel of the equivalent ResNet (THEORY.md) at depths
+2. The Neural Tangents analytic NNGP kernel of the equivalent ResNet (docs/theory.md) at depths
    10, 100, 1000 (N=1000, d=64), compiled ahead of time (``jit(...).lower(...).compile()``) so
    that only execution is timed; relative error ``max|K_NT - K_inf| / max|K_inf|`` against
    resgp's limit, and ``max|K_NT - K_L| / max|K_L|`` against resgp's own finite ``depth=L``.
@@ -33,11 +33,9 @@ target is missed. Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -48,8 +46,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # neural_tangents imports TensorFlow
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # benchmark the checkout, installed or not
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _common
+from _common import ROOT, Table, finish, fmt_s, header, interleaved, logger, timed  # noqa: E402
+log = logger("kernel_core")
 
 import numpy as np  # noqa: E402
 
@@ -75,18 +74,8 @@ QUICK_CHECKS_MEMORY = False
 REPEAT_BUDGET_S = 6.0
 
 
-def log(msg: str) -> None:
-    print(f"[kernel_core {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
 def data(n: int, d: int = D, seed: int = SEED) -> np.ndarray:
     return np.random.default_rng(seed).standard_normal((n, d))
-
-
-def timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
 
 
 def repeat_within_budget(fn, budget: float = REPEAT_BUDGET_S, max_runs: int = 3):
@@ -100,36 +89,10 @@ def repeat_within_budget(fn, budget: float = REPEAT_BUDGET_S, max_runs: int = 3)
             return statistics.median(times), len(times), out
 
 
-def fmt_s(t: float) -> str:
-    if t >= 10:
-        return f"{t:.1f} s"
-    if t >= 1:
-        return f"{t:.2f} s"
-    return f"{t * 1e3:.1f} ms"
-
-
 def fmt_bytes(b: float) -> str:
     if b >= 2**30:
         return f"{b / 2**30:.2f} GiB"
     return f"{b / 2**20:.0f} MiB"
-
-
-class Table:
-    def __init__(self):
-        self.rows = []
-        self.failed = []
-
-    def add(self, num, what, measured, reference, ratio, target="—", ok=None):
-        result = "info" if ok is None else ("PASS" if ok else "FAIL")
-        if ok is False:
-            self.failed.append(f"{num}: {what}")
-        self.rows.append((num, what, measured, reference, ratio, target, result))
-
-    def markdown(self) -> str:
-        head = ("#", "What", "Measured", "Reference (same run)", "Ratio / error", "Target", "Result")
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in self.rows]
-        return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- row 1
@@ -141,14 +104,8 @@ def row_rbf(table: Table, n: int, repeats: int) -> float:
     X = data(n)
     rbf = RBF()
     log(f"row 1: warm-up, N={n}")
-    resgp.resnet_nngp(X)
-    rbf(X)
-    t_res, t_rbf = [], []
-    for _ in range(repeats):  # interleaved, so slow phases of a noisy machine hit both
-        t_res.append(timed(lambda: resgp.resnet_nngp(X))[0])
-        t_rbf.append(timed(lambda: rbf(X))[0])
-    a, b = statistics.median(t_res), statistics.median(t_rbf)
-    ratio = a / b
+    # interleaved, so slow phases of a noisy machine hit both
+    a, b, ratio, _ = interleaved(lambda: resgp.resnet_nngp(X), lambda: rbf(X), repeats)
     table.add(
         "1",
         f"`resnet_nngp(X)` depth=None vs sklearn `RBF()(X)`, N={n}, d={D} (median of {repeats})",
@@ -165,7 +122,7 @@ def row_rbf(table: Table, n: int, repeats: int) -> float:
 
 
 def nt_kernel_fn(depth: int, branch_variance: float = 1.0, weight_variance: float = 1.0, width: int = 512):
-    """Jitted analytic kernel_fn of the Neural Tangents network equivalent to resgp (THEORY.md)."""
+    """Jitted analytic kernel_fn of the Neural Tangents network equivalent to resgp (docs/theory.md)."""
     import jax
     from neural_tangents import stax
 
@@ -339,24 +296,6 @@ def row_memory(table: Table, n: int, t_row1: float, n_row1: int, check: bool) ->
 # ----------------------------------------------------------------------------- main
 
 
-def header(quick: bool) -> str:
-    import jax
-    import sklearn
-
-    try:
-        from importlib.metadata import version
-
-        nt_version = version("neural-tangents")
-    except Exception:  # pragma: no cover
-        nt_version = "?"
-    return (
-        f"resgp {resgp.__version__}, jax {jax.__version__}, neural-tangents {nt_version}, "
-        f"scikit-learn {sklearn.__version__}, numpy {np.__version__}; Python {platform.python_version()}, "
-        f"{platform.machine()}, {os.cpu_count()} CPUs; mode {'quick' if quick else 'full'}; "
-        f"{datetime.datetime.now().isoformat(timespec='seconds')}"
-    )
-
-
 NOTES = """\
 Notes: all data standard normal, d=64, seed 0; ReLU, branch_variance=1, weight_variance=1, no bias.
 Row 2: NT kernel_fn jitted with `static_argnames='get'`, compiled ahead with `.lower().compile()` \
@@ -380,25 +319,10 @@ def main(argv=None) -> int:
     row_nt(table, cfg["n_nt"], cfg["depths"], cfg["repeats"], full=not args.quick)
     row_memory(table, cfg["n_mem"], t_row1, cfg["n_rbf"], check=not args.quick or QUICK_CHECKS_MEMORY)
 
-    verdict = "all targets met" if not table.failed else "MISSED: " + "; ".join(table.failed)
-    text = "\n".join(
-        [
-            f"resgp core kernel benchmark ({header(args.quick)})",
-            "",
-            table.markdown(),
-            "",
-            NOTES,
-            "",
-            f"{verdict} (benchmark ran {time.perf_counter() - t_start:.0f} s)",
-        ]
-    )
-    print(text)
-    if not args.quick:
-        out = ROOT / "benchmarks" / "results" / "kernel_core.md"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("# " + text + "\n")
-        log(f"wrote {out.relative_to(ROOT)}")
-    return 1 if table.failed else 0
+    return finish("kernel_core",
+                  f"resgp core kernel benchmark ({header(args.quick, neural_tangents=True)})",
+                  [table.markdown(), NOTES], table.failed, t_start, args.quick)
+
 
 
 if __name__ == "__main__":

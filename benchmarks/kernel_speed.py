@@ -53,13 +53,14 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # neural_tangents imports TensorFlow
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # benchmark the checkout, installed or not
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _common
+from _common import ROOT, fmt_s, logger  # noqa: E402
+log = logger("kernel_speed")
 
 import numpy as np  # noqa: E402
 
 import resgp  # noqa: E402
-from resgp._progress import _progress  # noqa: E402
+from resgp.experiments.progress import progress_bar  # noqa: E402
 
 D = 32
 SEED = 0
@@ -68,10 +69,6 @@ FULL = dict(ns=(125, 250, 500, 1000, 2000, 4000, 8000), n_mem=4000, n_acc=200,
 QUICK = dict(ns=(100, 200, 400), n_mem=1000, n_acc=50, acc_depths=(1, 10, 100), budget=5.0)
 NT_DEPTHS = (10, 100, 1000)
 SMOOTH = "erf"
-
-
-def log(msg: str) -> None:
-    print(f"[kernel_speed {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 def data(n: int, d: int = D, seed: int = SEED) -> np.ndarray:
@@ -146,7 +143,7 @@ def time_call(call, budget):
 def time_vs_n(ns, budget, progress=True, only=None) -> dict:
     table = {}
     chosen = [(k, m) for k, m in methods().items() if only is None or k in only]
-    for key, (label, family, make) in _progress(chosen, "time vs N", progress):
+    for key, (label, family, make) in progress_bar(chosen, "time vs N", progress):
         rows = []
         status = "ok"
         for n in ns:
@@ -214,7 +211,7 @@ def memory(n, keys, timings=None, progress=True) -> dict:
     :func:`time_vs_n`), methods whose time at n, extrapolated as N² from their largest timed N,
     exceeds ``MEMORY_CALL_LIMIT_S`` are not run."""
     result = {}
-    for key in _progress(keys, f"peak memory N={n}", progress):
+    for key in progress_bar(keys, f"peak memory N={n}", progress):
         rows = (timings or {}).get(key, {}).get("rows")
         if rows:
             last = rows[-1]
@@ -245,7 +242,7 @@ def accuracy(n, depths, progress=True) -> list:
     K_inf = resgp.resnet_nngp(X)
     scale = np.abs(K_inf).max()
     rows = []
-    for L in _progress(list(depths), "NT vs limit", progress):
+    for L in progress_bar(list(depths), "NT vs limit", progress):
         K_nt = _nt_fn(L)(X)()
         K_L = resgp.resnet_nngp(X, depth=L)
         rows.append(dict(depth=L, nt_vs_limit=float(np.abs(K_nt - K_inf).max() / scale),
@@ -256,18 +253,6 @@ def accuracy(n, depths, progress=True) -> list:
 
 
 # ----------------------------------------------------------------------------- output
-
-
-def fmt_s(t):
-    if t is None:
-        return "—"
-    if t >= 10:
-        return f"{t:.1f} s"
-    if t >= 1:
-        return f"{t:.2f} s"
-    if t >= 1e-3:
-        return f"{t * 1e3:.1f} ms"
-    return f"{t * 1e6:.0f} µs"
 
 
 def to_markdown(res) -> str:

@@ -27,17 +27,15 @@ is missed. Progress goes to stderr.
 from __future__ import annotations
 
 import argparse
-import datetime
-import os
-import platform
 import statistics
 import sys
 import time
 import warnings
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # benchmark the checkout, installed or not
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _common
+from _common import Table, finish, fmt_s, header, logger, timed  # noqa: E402
+log = logger("sklearn_kernel")
 
 import numpy as np  # noqa: E402
 import scipy.optimize  # noqa: E402
@@ -46,7 +44,6 @@ from sklearn.gaussian_process import GaussianProcessRegressor  # noqa: E402
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-import resgp  # noqa: E402
 from resgp.sklearn_kernel import ResNetKernel  # noqa: E402
 
 D = 16
@@ -55,42 +52,6 @@ TARGET_GRADIENT_RATIO = 2.0
 TARGET_FIT_RATIO = 2.0
 FULL = dict(n=2000, n_test=1000, repeats=3)
 QUICK = dict(n=500, n_test=500, repeats=3)
-
-
-def log(msg: str) -> None:
-    print(f"[sklearn_kernel {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
-def fmt_s(t: float) -> str:
-    if t >= 10:
-        return f"{t:.1f} s"
-    if t >= 1:
-        return f"{t:.2f} s"
-    return f"{t * 1e3:.1f} ms"
-
-
-class Table:
-    def __init__(self):
-        self.rows = []
-        self.failed = []
-
-    def add(self, num, what, measured, reference, ratio, target="—", ok=None):
-        result = "info" if ok is None else ("PASS" if ok else "FAIL")
-        if ok is False:
-            self.failed.append(f"{num}: {what}")
-        self.rows.append((num, what, measured, reference, ratio, target, result))
-
-    def markdown(self) -> str:
-        head = ("#", "What", "ResNetKernel", "RBF (same run)", "Ratio", "Target", "Result")
-        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in self.rows]
-        return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- row 1
@@ -200,18 +161,6 @@ def row_fit(table: Table, n: int, n_test: int) -> None:
 # ----------------------------------------------------------------------------- main
 
 
-def header(quick: bool) -> str:
-    import jax
-    import sklearn
-
-    return (
-        f"resgp {resgp.__version__}, jax {jax.__version__}, scikit-learn {sklearn.__version__}, "
-        f"numpy {np.__version__}; Python {platform.python_version()}, {platform.machine()}, "
-        f"{os.cpu_count()} CPUs; mode {'quick' if quick else 'full'}; "
-        f"{datetime.datetime.now().isoformat(timespec='seconds')}"
-    )
-
-
 NOTES = """\
 Notes: row 1 on standard normal X (seed 0); ResNetKernel() is ReLU, infinite depth, \
 branch_variance=1, no bias (the default: one hyperparameter, like RBF), RBF() has length_scale=1; \
@@ -229,29 +178,13 @@ def main(argv=None) -> int:
     cfg = QUICK if args.quick else FULL
     t_start = time.perf_counter()
 
-    table = Table()
+    table = Table("ResNetKernel", "RBF (same run)", "Ratio")
     row_gradient(table, cfg["n"], cfg["repeats"], check=not args.quick)
     row_fit(table, cfg["n"], cfg["n_test"])
 
-    verdict = "all targets met" if not table.failed else "MISSED: " + "; ".join(table.failed)
-    text = "\n".join(
-        [
-            f"resgp scikit-learn kernel benchmark ({header(args.quick)})",
-            "",
-            table.markdown(),
-            "",
-            NOTES,
-            "",
-            f"{verdict} (benchmark ran {time.perf_counter() - t_start:.0f} s)",
-        ]
-    )
-    print(text)
-    if not args.quick:
-        out = ROOT / "benchmarks" / "results" / "sklearn_kernel.md"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text("# " + text + "\n")
-        log(f"wrote {out.relative_to(ROOT)}")
-    return 1 if table.failed else 0
+    return finish("sklearn_kernel", f"resgp scikit-learn kernel benchmark ({header(args.quick)})",
+                  [table.markdown(), NOTES], table.failed, t_start, args.quick)
+
 
 
 if __name__ == "__main__":

@@ -43,7 +43,9 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # for _common
+from _common import ROOT, fmt_s, logger  # noqa: E402
+log = logger("svgp")
 RESULTS = ROOT / "benchmarks" / "results" / "svgp.md"
 
 D, INDUCING, BATCH, N_TEST, SEED, LR = 8, 128, 1_000, 5_000, 0, 0.02
@@ -51,10 +53,6 @@ FULL = dict(n=100_000, epochs=3, runs=3)
 QUICK = dict(n=10_000, epochs=2, runs=1)
 KERNELS = ("resnet", "rbf")
 LABELS = {"resnet": "`resgp.gpjax.ResNetKernel()`", "rbf": "`gpx.kernels.RBF()`"}
-
-
-def log(msg: str) -> None:
-    print(f"[svgp {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 # ----------------------------------------------------------------------------- child
@@ -169,10 +167,6 @@ def run_child(kernel: str, n: int, epochs: int) -> dict:
         sys.stderr.write(out.stderr)
         raise SystemExit(f"child {kernel} failed with status {out.returncode}")
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def fmt_s(s: float) -> str:
-    return f"{s * 1e3:.0f} ms" if s < 1 else f"{s:.2f} s"
 
 
 def versions() -> str:

@@ -18,7 +18,7 @@ for L in (10, 100, 1000):
     gap = np.abs(resgp.resnet_nngp(X, depth=L) - K_inf).max() / np.abs(K_inf).max()
     print(f"depth {L:5d}: relative gap {gap:.2e}, L x gap {L * gap:.4f}")
 
-# Any branch scaling with small steps and total variance T gives the same limit (THEORY.md).
+# Any branch scaling with small steps and total variance T gives the same limit (docs/theory.md, "Network and input layer").
 L = 2000
 alphas = 1.0 / np.arange(1, L + 1) ** 0.4
 alphas /= np.sqrt(np.sum(alphas**2))  # total branch variance 1

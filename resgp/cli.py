@@ -6,10 +6,11 @@ processes with the ResNet NNGP kernel at infinite depth and with the usual kerne
 RBF, Matern 5/2, RationalQuadratic), prints the comparison table (a progress bar on stderr while
 it runs) and writes it with a figure and JSON to DIR. ``--check-nt`` instead checks resgp's
 kernels against Neural Tangents' analytic kernels of finite-depth ResNets (:func:`check_nt`).
-``resgp bench [--quick] [--out DIR]``: the full kernel comparison (:mod:`resgp.compare`).
+``resgp bench [--quick] [--out DIR]``: the full kernel comparison
+(:mod:`resgp.experiments.compare`).
 ``resgp verify [--quick] [--out DIR] [--seed S]``: random finite networks against the kernels
-(the experiments of THEORY.md), written as a Markdown report, PNG figures and JSON
-(:mod:`resgp.verify`).
+(the experiments of docs/theory.md, "Finite width, infinite depth"), written as a Markdown report, PNG figures and JSON
+(:mod:`resgp.experiments.verify`).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ def check_nt(depths=(10, 100, 1000), out=sys.stdout) -> dict:
 
     import resgp
     from resgp import nt as rnt
-    from resgp._x64 import enable_x64
+    from resgp.core.x64 import enable_x64
 
     X = StandardScaler().fit_transform(load_diabetes().data)
     resgp.resnet_nngp(X[:8])  # compile once, outside the timings
@@ -74,13 +75,13 @@ def check_nt(depths=(10, 100, 1000), out=sys.stdout) -> dict:
 def demo(out_dir="resgp-demo", out=sys.stdout, progress=True, **overrides) -> dict:
     """The main job: GPs with the ResNet NNGP and the usual kernels on built-in data.
 
-    Runs :func:`resgp.compare.run` in its "demo" mode (diabetes and breast_cancer, 5 random
-    70/30 splits; keyword arguments such as ``n_splits``, ``kernels``, ``datasets``,
+    Runs :func:`resgp.experiments.compare.run` in its "demo" mode (diabetes and breast_cancer,
+    5 random 70/30 splits; keyword arguments such as ``n_splits``, ``kernels``, ``datasets``,
     ``max_rows`` override it), prints the Markdown table to ``out`` and writes
     ``compare_kernels.{md,json,png}`` into ``out_dir``. Returns the results.
     """
     start = time.perf_counter()
-    from . import compare
+    from .experiments import compare
 
     print("resgp demo: Gaussian processes with the infinite-depth ResNet NNGP kernel and the usual "
           "kernels on scikit-learn's diabetes (regression) and breast_cancer (classification) "
@@ -146,7 +147,7 @@ def main(argv=None) -> int:
         else:
             demo(args.out, n_splits=args.splits)
     elif args.command == "bench":
-        from . import compare
+        from .experiments import compare
 
         result = compare.run(args.out, mode="quick" if args.quick else "full",
                              n_splits=args.splits, max_rows=args.max_rows,
@@ -154,7 +155,7 @@ def main(argv=None) -> int:
         print(result["markdown"])
         print(f"resgp bench: {result['runtime_s']:.0f} s; written {', '.join(result['files'].values())}")
     elif args.command == "verify":
-        from . import verify
+        from .experiments import verify
 
         result = verify.run(args.out, quick=args.quick, seed=args.seed, report=args.report)
         print(f"resgp verify: {result['runtime_s']:.0f} s; report {result['files']['report']}, "

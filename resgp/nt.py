@@ -2,7 +2,7 @@
 
 ``neural_tangents`` (and with it TensorFlow) is imported inside these functions only, so
 ``import resgp`` and ``import resgp.nt`` stay fast. Networks use NT's default 'ntk'
-parameterisation, as in THEORY.md:
+parameterisation, as in docs/theory.md ("Network and input layer"):
 
     resnet:  Dense(n, W_std=sigma_w, b_std=sigma_b), then L blocks
              FanOut(2) -> parallel(serial(phi, Dense(n, W_std=alpha_l)), Identity) -> FanInSum
@@ -24,9 +24,10 @@ from functools import partial
 
 import numpy as np
 
-from ._validation import check_depth, check_variance
-from .activations import get_activation
-from .kernels import _resnet_layers
+from .core import limit, network, relu_flow
+from .core.traceable import safe_sqrt
+from .core.activations import RELU, get_activation
+from .core.validation import check_depth, check_variance
 
 
 def _stax():
@@ -91,7 +92,7 @@ def resnet(
     bias_variance=0.0,
     branch_scales=None,
 ):
-    """The finite ResNet of THEORY.md: width ``width``, ``depth`` residual blocks.
+    """The finite ResNet of docs/theory.md ("Network and input layer"): width ``width``, ``depth`` residual blocks.
 
     Its analytic kernel equals ``resgp.resnet_nngp(..., depth=depth)`` with the same settings;
     branch scales are ``alpha_l = sqrt(branch_variance / depth)`` or ``branch_scales``.
@@ -99,7 +100,8 @@ def resnet(
     stax = _stax()
     width = _check_width(width)
     depth = check_depth(depth, allow_none=False)
-    (_, gains, _), _ = _resnet_layers(depth, branch_variance, branch_scales)
+    _, gains, _ = network.resnet(depth=depth, branch_variance=branch_variance,
+                                 branch_scales=branch_scales).layers()
 
     block = partial(_block, width, activation=activation)
     alphas = np.sqrt(gains)
@@ -119,22 +121,6 @@ def mlp(width, depth, *, activation="relu", weight_variance=2.0, bias_variance=0
     return stax.serial(_input_layer(width, weight_variance, bias_variance), stax.repeat(layer, depth))
 
 
-def _limit_callback(activation, T, rtol, atol, symmetric, with_ntk):
-    """Host function for ``jax.pure_callback``: resnet_limit on concrete arrays, cast back."""
-    from .kernels import resnet_limit
-
-    def run(q11, q22, q12, *theta):
-        dtype = np.asarray(q12).dtype
-        out = resnet_limit(np.asarray(q11, np.float64), np.asarray(q22, np.float64),
-                           np.asarray(q12, np.float64),
-                           np.asarray(theta[0], np.float64) if with_ntk else None,
-                           branch_variance=T, activation=activation, rtol=rtol, atol=atol,
-                           symmetric=symmetric)
-        return tuple(np.asarray(o, dtype=dtype) for o in out if o is not None)
-
-    return run
-
-
 def InfiniteResNet(
     *,
     branch_variance=1.0,
@@ -146,33 +132,53 @@ def InfiniteResNet(
     r"""A stax layer: the infinite-depth ResNet, usable inside ``stax.serial``.
 
     ``kernel_fn`` maps the input Kernel (covariances :math:`q` of pre-activations from any NT
-    front end: ``Dense``, ``Conv`` + ``Flatten``, ...) to the output Kernel of the ResNet of
-    THEORY.md in the limit of infinite width and depth: nngp, cov1, cov2 and ntk are replaced by
-    the limit flow started at them (:func:`resgp.resnet_limit`, depth time
-    T = ``branch_variance``; the NTK obeys :math:`\dot\Theta = \check\phi + \Theta\check{\phi'}`
-    from the input Kernel's ntk). ``stax.serial(stax.Dense(n, W_std=sigma_w, b_std=sigma_b),
-    InfiniteResNet(...))`` therefore gives exactly ``resgp.resnet_nngp`` / ``resgp.resnet_ntk``.
-    The flow runs on the host (scipy, through ``jax.pure_callback``), so ``kernel_fn`` works
-    under ``jax.jit``; it needs flattened inputs (no spatial dimensions) and, for accuracy,
-    64-bit JAX.
+    front end: ``Dense``, ``Conv`` + ``Flatten``, ...) to the output Kernel of the ResNet in
+    the limit of infinite width and depth (docs/theory.md, "Adapters"): nngp, cov1, cov2 and
+    ntk are replaced by the limit flow started at them, depth time T = ``branch_variance``;
+    the NTK obeys :math:`\dot\Theta = \check\phi + \Theta\check{\phi'}` from the input Kernel's
+    ntk (:math:`\Theta_0 \ne q_0` after a general front end). ``stax.serial(stax.Dense(n,
+    W_std=sigma_w, b_std=sigma_b), InfiniteResNet(...))`` therefore gives exactly
+    ``resgp.resnet_nngp`` / ``resgp.resnet_ntk``. The kernel is computed in JAX
+    (:func:`resgp.core.relu_flow.kernel` for ReLU's NNGP, :func:`resgp.core.limit.flow_map`
+    otherwise), so ``kernel_fn`` works under ``jax.jit``, ``jax.grad`` (inputs and
+    ``branch_variance``, which may be a tracer) and ``jax.vmap``, on any device; it needs
+    flattened inputs (no spatial dimensions) and, for accuracy, 64-bit JAX.
 
-    ``apply_fn`` runs a finite stand-in: ``stand_in_depth`` residual blocks
-    ``x + sqrt(T / stand_in_depth) Dense(phi(x))`` of the input's own width (no bias), the
-    network whose analytic kernel converges to ``kernel_fn``'s at rate O(1 / stand_in_depth).
-    ``init_fn`` initialises those blocks' weights.
+    Parameters
+    ----------
+    branch_variance : float > 0 or scalar tracer, default=1.0
+        Depth time T of the residual stack.
+    activation : str, Activation or callable, default="relu"
+        As in :func:`resgp.resnet_nngp`.
+    stand_in_depth : int >= 1, default=16
+        Blocks of the finite stand-in network of ``apply_fn``: ``x + sqrt(T / stand_in_depth)
+        Dense(phi(x))`` of the input's own width (no bias), whose analytic kernel converges to
+        ``kernel_fn``'s at rate O(1 / stand_in_depth). ``init_fn`` initialises those blocks.
+    rtol : float or None, default=None
+        Relative tolerance of the flow (None: :data:`resgp.core.ode.RTOL`).
+    atol : float or None, default=None
+        Absolute tolerance, relative to each entry's scale (None: :data:`resgp.core.ode.ATOL`).
+
+    Returns
+    -------
+    (init_fn, apply_fn, kernel_fn)
+        A stax layer.
     """
-    from .activations import get_activation
-    from .ode import ATOL, RTOL, check_tolerances
+    import jax
+    import jax.numpy as jnp
+
+    from .core.ode import ATOL, RTOL, check_tolerances
 
     stax = _stax()
     act = get_activation(activation)
-    T = check_variance("branch_variance", branch_variance)
+    T = branch_variance
+    if not isinstance(T, jax.core.Tracer):
+        T = check_variance("branch_variance", branch_variance)
     depth = check_depth(stand_in_depth, allow_none=False)
     rtol, atol = check_tolerances(RTOL if rtol is None else rtol, ATOL if atol is None else atol)
-    alpha = math.sqrt(T / depth)
 
     def stand_in(width):
-        return stax.repeat(_block(width, alpha, activation=act), depth)
+        return stax.repeat(_block(width, jnp.sqrt(T / depth), activation=act), depth)
 
     def init_fn(rng, input_shape):
         return stand_in(int(input_shape[-1]))[0](rng, input_shape)
@@ -180,19 +186,14 @@ def InfiniteResNet(
     def apply_fn(params, inputs, **kwargs):
         return stand_in(int(inputs.shape[-1]))[1](params, inputs, **kwargs)
 
-    import jax
-    import jax.numpy as jnp
-
-    def limit(q11, q22, q12, theta, symmetric):
-        with_ntk = theta is not None
-        shapes = [jax.ShapeDtypeStruct(q11.shape, q12.dtype), jax.ShapeDtypeStruct(q22.shape, q12.dtype),
-                  jax.ShapeDtypeStruct(q12.shape, q12.dtype)]
-        if with_ntk:
-            shapes.append(jax.ShapeDtypeStruct(q12.shape, q12.dtype))
-        args = (q11, q22, q12) + ((theta,) if with_ntk else ())
-        out = jax.pure_callback(_limit_callback(act, T, rtol, atol, symmetric, with_ntk),
-                                tuple(shapes), *args)
-        return out if with_ntk else tuple(out) + (None,)
+    def flow(q11, q22, q12, theta, symmetric):
+        """(q11_T, q22_T, q12_T, theta_T or None) in JAX."""
+        if act is RELU and theta is None:
+            growth = jnp.exp(0.5 * T)
+            n1, n2 = safe_sqrt(q11), safe_sqrt(q22)
+            return q11 * growth, q22 * growth, relu_flow.kernel(q12, n1[:, None], n2[None, :], T), None
+        return limit.flow_map(act, T, q11, q22, q12, theta, rtol=rtol, atol=atol,
+                              symmetric=symmetric)
 
     @stax.requires(diagonal_spatial=stax.Diagonal())
     def kernel_fn(k, **kwargs):
@@ -207,12 +208,13 @@ def InfiniteResNet(
         d1 = k.cov1 if k.diagonal_batch else jnp.diagonal(k.cov1)
         symmetric = k.cov2 is None
         d2 = d1 if symmetric else (k.cov2 if k.diagonal_batch else jnp.diagonal(k.cov2))
-        q11, q22, nngp, ntk = limit(d1, d2, k.nngp, k.ntk, symmetric)
+        q11, q22, nngp, ntk = flow(d1, d2, k.nngp, k.ntk, symmetric)
         cov1, cov2 = q11, (None if symmetric else q22)
         if not k.diagonal_batch:  # full covariance matrices among x1 (and among x2)
-            cov1 = limit(d1, d1, k.cov1, None, True)[2]
+            cov1 = flow(d1, d1, k.cov1, None, True)[2]
             if not symmetric:
-                cov2 = limit(d2, d2, k.cov2, None, True)[2]
+                cov2 = flow(d2, d2, k.cov2, None, True)[2]
         return k.replace(cov1=cov1, nngp=nngp, cov2=cov2, ntk=ntk, is_gaussian=True)
 
     return stax.layer(lambda: (init_fn, apply_fn, kernel_fn))()
+

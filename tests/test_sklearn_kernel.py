@@ -25,11 +25,32 @@ from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
 
 import resgp
-from resgp.kernels import relu_limit_with_gradients
+from resgp.core import relu_flow
+from resgp.core.x64 import enable_x64
 from resgp.sklearn_kernel import MLPKernel, ResNetKernel
 
 FD_RTOL = 1e-6  # |analytic - finite difference| / max|analytic|, per hyperparameter
 FD_STEP = 1e-3  # in log space, 5-point central stencil (error O(h^4))
+
+
+def relu_limit_with_gradients(X, *, branch_variance, bias_variance):
+    """(K, dK/dT, dK/d bias) through the traceable ReLU limit kernel's custom JVP
+    (relu_flow.kernel, three-row table lookups), independent of the engine's tiles."""
+    import jax
+    import jax.numpy as jnp
+
+    with enable_x64():
+        A = jnp.asarray(X) / np.sqrt(X.shape[1])
+        q, n2 = A @ A.T, jnp.sum(A * A, axis=1)
+
+        def k(T, b):
+            n = jnp.sqrt(n2 + b)
+            return relu_flow.kernel(q + b, n[:, None], n[None, :], T)
+
+        args = (jnp.float64(branch_variance), jnp.float64(bias_variance))
+        K, dT = jax.jvp(k, args, (1.0, 0.0))
+        _, db = jax.jvp(k, args, (0.0, 1.0))
+        return np.asarray(K), np.asarray(dT), np.asarray(db)
 
 
 @pytest.fixture(scope="module")
@@ -472,7 +493,7 @@ def test_mlp_kernel_protocol(X):
     restored = pickle.loads(pickle.dumps(clone(kernel)))
     assert restored == kernel
     np.testing.assert_array_equal(restored(X), kernel(X))
-    assert set(kernel.get_params()) == {"depth", "bias_variance", "activation",
+    assert set(kernel.get_params()) == {"depth", "bias_variance", "activation", "ntk",
                                         "weight_variance", "bias_variance_bounds"}
     fixed = MLPKernel(depth=2)  # bias-free by default: no hyperparameter
     assert fixed.n_dims == 0
@@ -543,3 +564,60 @@ def test_ntk_option_protocol(X):
     y = np.sin(X[:, 0]) + X[:, 1]
     fit_quietly(gp, X, y)
     assert gp.log_marginal_likelihood_value_ > gp.log_marginal_likelihood(gp.kernel.theta)
+
+
+# ----------------------------------------------------------------------------- sklearn's contract
+
+
+CONFIGURATIONS = [
+    dict(cls=ResNetKernel, activation=a, depth=L, ntk=ntk)
+    for a in ("relu", "erf", "gelu", "tanh") for L in (None, 3) for ntk in (False, True)
+] + [dict(cls=MLPKernel, activation=a, ntk=ntk) for a in ("relu", "erf") for ntk in (False, True)]
+
+
+def _configured(cfg, **params):
+    cfg = dict(cfg)
+    cls = cfg.pop("cls")
+    if cls is ResNetKernel:
+        params.setdefault("branch_variance", 0.9)
+    return cls(bias_variance=0.2, **cfg, **params)
+
+
+@pytest.mark.parametrize("cfg", CONFIGURATIONS, ids=lambda c: "-".join(
+    str(v) for v in (c["cls"].__name__, c["activation"], c.get("depth"), c["ntk"])))
+def test_sklearn_kernel_contract(cfg):
+    """The checks of sklearn/gaussian_process/tests/test_kernels.py, in every configuration."""
+    from sklearn.metrics.pairwise import pairwise_kernels
+
+    rng = np.random.default_rng(7)
+    X, Y = rng.normal(size=(9, 3)), rng.normal(size=(4, 3))
+    kernel = _configured(cfg)
+    # theta is the log of every listed hyperparameter (all free here), in the listed order
+    names = [h.name for h in kernel.hyperparameters]
+    assert not any(h.fixed for h in kernel.hyperparameters)
+    np.testing.assert_array_equal(kernel.theta, np.log([getattr(kernel, n) for n in names]))
+    K, G = kernel(X, eval_gradient=True)
+    # fixing one hyperparameter removes exactly its column, bit for bit
+    for i, name in enumerate(names):
+        fixed = clone(kernel).set_params(**{name + "_bounds": "fixed"})
+        _, G_fixed = fixed(X, eval_gradient=True)
+        np.testing.assert_array_equal(np.delete(G, i, axis=2), G_fixed)
+    assert_gradient_close(G, fd_theta(kernel, X))
+    # the gradient call's K (a table that also holds the derivatives) agrees to its tolerance
+    np.testing.assert_allclose(kernel(X), K, rtol=1e-9, atol=1e-13)
+    # solver paths: each call meets the tolerance (1e-10) on its own steps
+    np.testing.assert_allclose(kernel(X), kernel(X, X), rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(kernel.diag(X), np.diag(K), rtol=1e-9, atol=1e-13)
+    np.testing.assert_allclose(pairwise_kernels(X, Y, metric=kernel), kernel(X, Y), rtol=1e-12)
+    np.testing.assert_allclose(pairwise_kernels(X, metric=kernel), K, rtol=1e-9, atol=1e-13)
+    other = clone(kernel).set_params(bias_variance=0.5)
+    assert clone(other).get_params() == other.get_params() and other != kernel
+    assert repr(kernel).startswith(type(kernel).__name__ + "(")
+
+
+def test_default_kernels_have_no_log_zero():
+    """The bias-free default lists only its free hyperparameter in theta."""
+    kernel = ResNetKernel()
+    assert np.isfinite(kernel.theta).all() and kernel.theta.shape == (1,)
+    assert np.isfinite(kernel.bounds).all()
+    assert MLPKernel().theta.shape == (0,)

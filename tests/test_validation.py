@@ -1,4 +1,5 @@
-"""Every bad input raises ValueError or TypeError with a message that names the problem."""
+"""Every bad input raises ValueError or TypeError with a message that names the problem
+(every public kernel function: NNGP and NTK, matrices and diagonals)."""
 
 from __future__ import annotations
 
@@ -15,11 +16,15 @@ MATRIX = {
     "resnet": lambda X1, X2=None, **kw: resgp.resnet_nngp(X1, X2, **kw),
     "resnet_L": lambda X1, X2=None, **kw: resgp.resnet_nngp(X1, X2, **{"depth": 3, **kw}),
     "mlp": lambda X1, X2=None, **kw: resgp.mlp_nngp(X1, X2, **{"depth": 3, **kw}),
+    "resnet_ntk": lambda X1, X2=None, **kw: resgp.resnet_ntk(X1, X2, **kw),
+    "mlp_ntk": lambda X1, X2=None, **kw: resgp.mlp_ntk(X1, X2, **{"depth": 3, **kw}),
 }
 DIAG = {
     "resnet_diag": lambda X, **kw: resgp.resnet_nngp_diag(X, **kw),
     "resnet_diag_L": lambda X, **kw: resgp.resnet_nngp_diag(X, **{"depth": 3, **kw}),
     "mlp_diag": lambda X, **kw: resgp.mlp_nngp_diag(X, **{"depth": 3, **kw}),
+    "resnet_ntk_diag": lambda X, **kw: resgp.resnet_ntk_diag(X, **kw),
+    "mlp_ntk_diag": lambda X, **kw: resgp.mlp_ntk_diag(X, **{"depth": 3, **kw}),
 }
 ALL = {**MATRIX, **DIAG}
 RESNET = {k: v for k, v in ALL.items() if k.startswith("resnet")}
@@ -218,8 +223,10 @@ def test_bad_branch_variance(name, value, exc, pattern):
 # ----------------------------------------------------------------------------- depth
 
 
-RESNET_FN = {"resnet": resgp.resnet_nngp, "resnet_diag": resgp.resnet_nngp_diag}
-MLP_FN = {"mlp": resgp.mlp_nngp, "mlp_diag": resgp.mlp_nngp_diag}
+RESNET_FN = {"resnet": resgp.resnet_nngp, "resnet_diag": resgp.resnet_nngp_diag,
+             "resnet_ntk": resgp.resnet_ntk, "resnet_ntk_diag": resgp.resnet_ntk_diag}
+MLP_FN = {"mlp": resgp.mlp_nngp, "mlp_diag": resgp.mlp_nngp_diag, "mlp_ntk": resgp.mlp_ntk,
+          "mlp_ntk_diag": resgp.mlp_ntk_diag}
 
 
 @pytest.mark.parametrize("f", [*RESNET_FN.values(), *MLP_FN.values()])

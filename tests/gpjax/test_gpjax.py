@@ -107,7 +107,8 @@ def test_active_dims_and_float32_inputs(X):
     K = k.gram(jnp.asarray(X, dtype=jnp.float32)).as_matrix()
     assert K.dtype == jnp.float64
     Xs = X[:, [0, 2]].astype(np.float32).astype(np.float64)
-    assert rel_err(K, resgp.resnet_nngp(Xs, branch_variance=0.5, bias_variance=1.0)) < RTOL
+    # the same defaults as resgp.resnet_nngp (bias-free)
+    assert rel_err(K, resgp.resnet_nngp(Xs, branch_variance=0.5)) < RTOL
 
 
 def test_parameters_are_positive_reals_and_zero_bias_is_frozen():
@@ -115,7 +116,8 @@ def test_parameters_are_positive_reals_and_zero_bias_is_frozen():
     for name, value in [("variance", 2.0), ("branch_variance", 0.5), ("bias_variance", 0.25)]:
         assert isinstance(getattr(k, name), gpx.parameters.PositiveReal)
         assert float(gpx.parameters.val(getattr(k, name))) == pytest.approx(value, rel=1e-14)
-    assert k.weight_variance == 1.0
+    assert isinstance(k.weight_variance, paramax.NonTrainable)  # frozen at the default 1
+    assert float(gpx.parameters.val(k.weight_variance)) == 1.0
     assert ResNetKernel.name == "ResNet"
     assert isinstance(k.compute_engine, ResNetKernelComputation)
 
@@ -168,6 +170,27 @@ def test_import_resgp_does_not_import_gpjax():
     assert out.stdout.strip() == "ok"
 
 
+@pytest.mark.parametrize("activation", sorted(resgp.ACTIVATIONS))
+@pytest.mark.parametrize("depth", [None, 5])
+@pytest.mark.parametrize("ntk", [False, True])
+def test_every_activation_depth_and_ntk_match_the_kernel_functions(X, Y, activation, depth, ntk):
+    """Same kernel as resnet_nngp / resnet_ntk for every built-in activation and depth."""
+    Xs, Ys = X[8:20] / 2.0, Y[:5]  # moderate scales: the pair ODE is integrated for each pair
+    kw = dict(activation=activation, depth=depth, branch_variance=0.7, bias_variance=0.3)
+    k = ResNetKernel(variance=1.0, ntk=ntk, **kw)
+    f = resgp.resnet_ntk if ntk else resgp.resnet_nngp
+    tol = 1e-12 if (depth is not None or activation == "relu" and not ntk) else 1e-10
+    assert rel_err(k.gram(jnp.asarray(Xs)).as_matrix(), f(Xs, **kw)) < tol
+    assert rel_err(k.cross_covariance(jnp.asarray(Xs), jnp.asarray(Ys)), f(Xs, Ys, **kw)) < tol
+    diag = (resgp.resnet_ntk_diag if ntk else resgp.resnet_nngp_diag)(Xs, **kw)
+    assert rel_err(lx.diagonal(k.diagonal(jnp.asarray(Xs))), diag) < tol
+
+
+def test_defaults_are_those_of_resnet_nngp(X):
+    K = ResNetKernel().gram(jnp.asarray(X)).as_matrix()
+    assert rel_err(K, resgp.resnet_nngp(X)) < RTOL
+
+
 # ----------------------------------------------------------------------------- gradients
 
 
@@ -214,6 +237,28 @@ def test_conjugate_mll_gradient_matches_finite_differences():
         assert abs(analytic) > 1e-3, name  # a real test: every gradient is far from zero here
 
 
+@pytest.mark.parametrize("activation, depth, ntk", [("erf", None, False), ("gelu", 5, False),
+                                                   ("relu", None, True), ("tanh", None, True)])
+def test_mll_gradient_every_path_matches_finite_differences(activation, depth, ntk):
+    """jax.grad of the marginal likelihood through every path of the kernel (pair flow with its
+    custom JVP, finite depth, the ReLU NTK) against finite differences."""
+    data, _, _ = _diabetes(20)
+    model = _regression_model(variance=1.3, branch_variance=0.8, bias_variance=0.6,
+                              activation=activation, depth=depth, ntk=ntk)
+    mll = jax.jit(gpx.objectives.conjugate_mll)
+    grads = eqx.filter_jit(eqx.filter_grad(gpx.objectives.conjugate_mll))(model, data)
+    for name, where in PARAMETERS.items():
+        u = where(model)
+
+        def at(step, where=where, u=u):
+            return float(mll(eqx.tree_at(where, model, u + step), data))
+
+        h = FD_STEP
+        fd = (-at(2 * h) + 8 * at(h) - 8 * at(-h) + at(-2 * h)) / (12 * h)
+        analytic = float(where(grads))
+        assert abs(analytic - fd) <= FD_RTOL * max(abs(analytic), 1e-2), (name, analytic, fd)
+
+
 def test_jax_grad_in_the_positive_parameters_matches_finite_differences():
     """jax.grad with respect to the constrained values themselves (the model built inside)."""
     data, _, _ = _diabetes(60)
@@ -240,7 +285,7 @@ def test_jax_grad_in_the_positive_parameters_matches_finite_differences():
 
 def test_exact_regression_fit_improves_objective_and_beats_the_mean():
     train, X_test, y_test = _diabetes(150, 100, seed=1)
-    model = _regression_model()
+    model = _regression_model(bias_variance=1.0)  # a trainable bias (the default is bias-free)
     nmll = lambda m, d: -gpx.objectives.conjugate_mll(m, d)  # noqa: E731
     fitted, history = gpx.fit(
         model=model, objective=nmll, train_data=train, optim=ox.adam(0.05), num_iters=80, verbose=False
@@ -267,7 +312,8 @@ def test_bernoulli_classification_breast_cancer():
     X_train, X_test = jnp.asarray(scaler.transform(X_train)), jnp.asarray(scaler.transform(X_test))
     train = gpx.Dataset(X=X_train, y=jnp.asarray(y_train, dtype=jnp.float64)[:, None])
 
-    prior = gpx.gps.Prior(mean_function=gpx.mean_functions.Constant(), kernel=ResNetKernel())
+    prior = gpx.gps.Prior(mean_function=gpx.mean_functions.Constant(),
+                          kernel=ResNetKernel(bias_variance=1.0))
     model = prior * gpx.likelihoods.Bernoulli()
     q = gpx.variational_families.WhitenedVariationalGaussian(model=model, inducing_inputs=X_train[::5])
     negative_elbo = lambda q, d: -gpx.objectives.elbo(q, d)  # noqa: E731
@@ -289,7 +335,8 @@ def test_sparse_variational_gp_with_minibatches():
     y = np.sin(2.0 * X[:, 0]) + 0.5 * X[:, 1] * X[:, 2] + 0.1 * rng.normal(size=n)
     data = gpx.Dataset(X=jnp.asarray(X), y=jnp.asarray(y)[:, None])
 
-    prior = gpx.gps.Prior(mean_function=gpx.mean_functions.Constant(), kernel=ResNetKernel())
+    prior = gpx.gps.Prior(mean_function=gpx.mean_functions.Constant(),
+                          kernel=ResNetKernel(bias_variance=1.0))
     model = prior * gpx.likelihoods.Gaussian(obs_stddev=0.5)
     q = gpx.variational_families.VariationalGaussian(model=model, inducing_inputs=jnp.asarray(X[:32]))
     q = jax.tree.map(lambda a: jnp.asarray(a, dtype=a.dtype), q)  # strong types: one compile below

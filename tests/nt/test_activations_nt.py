@@ -10,7 +10,7 @@ import pytest
 import resgp
 from resgp import activations as act
 from resgp import nt as rnt
-from resgp._x64 import enable_x64
+from resgp.core.x64 import enable_x64
 
 RTOL = 1e-10
 

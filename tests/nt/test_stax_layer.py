@@ -9,7 +9,7 @@ from neural_tangents import stax
 
 import resgp
 from resgp import nt as rnt
-from resgp._x64 import enable_x64
+from resgp.core.x64 import enable_x64
 
 WV, BV, T = 1.44, 0.09, 1.3
 
@@ -38,7 +38,7 @@ def test_after_dense_equals_resgp(data, activation):
     nngp, ntk = kernels(kernel_fn, X1, X2)
     np.testing.assert_allclose(nngp, K, rtol=0, atol=1e-10 * np.abs(K).max())
     np.testing.assert_allclose(ntk, Theta, rtol=0, atol=1e-10 * np.abs(Theta).max())
-    # under jit (the flow runs in a pure_callback), symmetric case
+    # under jit (the flow is JAX code, no host callback), symmetric case
     nngp, ntk = kernels(kernel_fn, X1, None, jit=True)
     K, Theta = resgp.resnet_nngp(X1, **kw), resgp.resnet_ntk(X1, **kw)
     np.testing.assert_allclose(nngp, K, rtol=0, atol=1e-10 * np.abs(K).max())
@@ -100,3 +100,63 @@ def test_errors():
     not_gaussian = stax.serial(stax.Dense(4), stax.Relu(), rnt.InfiniteResNet())
     with pytest.raises(ValueError, match="Gaussian"):
         not_gaussian[2](np.ones((2, 3)), None, "nngp")
+
+
+# ----------------------------------------------------------------------------- JAX transformations
+
+
+def _head(activation, T=T):
+    return stax.serial(stax.Dense(64, W_std=np.sqrt(WV), b_std=np.sqrt(BV)),
+                       rnt.InfiniteResNet(branch_variance=T, activation=activation),
+                       stax.Dense(1))[2]
+
+
+@pytest.mark.parametrize("activation", ["relu", "erf"])
+def test_grad_with_respect_to_inputs_matches_finite_differences(data, activation):
+    X1, X2 = data
+    kernel_fn = _head(activation)
+    weights = np.random.default_rng(5).normal(size=(len(X1), len(X2)))
+
+    def loss(x):
+        k = kernel_fn(x, X2, ("nngp", "ntk"))
+        return (k.nngp * weights).sum() + 0.3 * (k.ntk * weights).sum()
+
+    with enable_x64():
+        x0 = jax.numpy.asarray(X1)
+        g = np.asarray(jax.jit(jax.grad(loss))(x0))
+        f = jax.jit(loss)
+        h = 1e-5
+        for i, j in [(0, 0), (3, 2), (7, 4)]:
+            e = np.zeros_like(X1)
+            e[i, j] = h
+            fd = (float(f(x0 + e)) - float(f(x0 - e))) / (2 * h)
+            assert abs(g[i, j] - fd) <= 1e-6 * max(1.0, abs(fd)), (i, j, g[i, j], fd)
+
+
+@pytest.mark.parametrize("activation", ["relu", "erf"])
+def test_jit_has_no_host_callback_and_vmap_works(data, activation):
+    X1, X2 = data
+    kernel_fn = _head(activation)
+    with enable_x64():
+        jaxpr = str(jax.make_jaxpr(lambda x, y: kernel_fn(x, y, ("nngp", "ntk")))(X1, X2))
+        assert "callback" not in jaxpr
+        batched = jax.vmap(lambda x: kernel_fn(x[None], X2, "nngp"))(jax.numpy.asarray(X1))
+        direct = kernel_fn(X1, X2, "nngp")
+        np.testing.assert_allclose(np.asarray(batched)[:, 0], np.asarray(direct), rtol=1e-12)
+
+
+def test_grad_with_respect_to_branch_variance(data):
+    X1, _ = data
+    kw = dict(weight_variance=WV, bias_variance=BV, activation="erf")
+
+    def k_of(T):
+        layer = rnt.InfiniteResNet(branch_variance=T, activation="erf")
+        _, _, kernel_fn = stax.serial(stax.Dense(8, W_std=np.sqrt(WV), b_std=np.sqrt(BV)), layer)
+        return kernel_fn(X1, None, "nngp").sum()
+
+    with enable_x64():
+        g = float(jax.grad(k_of)(jax.numpy.float64(T)))
+    h = 1e-5
+    fd = (resgp.resnet_nngp(X1, branch_variance=T + h, **kw).sum()
+          - resgp.resnet_nngp(X1, branch_variance=T - h, **kw).sum()) / (2 * h)
+    assert abs(g - fd) <= 1e-6 * abs(fd)

@@ -1,4 +1,5 @@
-"""resgp.compare: the metrics, the classifier and the benchmark loop end to end (small mode)."""
+"""resgp.experiments.compare: the metrics, the classifier and the benchmark loop end to end
+(small mode)."""
 
 import json
 
@@ -6,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import norm
 
-from resgp import compare
+from resgp.experiments import compare
 
 # ----------------------------------------------------------------------------- metrics
 
@@ -157,6 +158,24 @@ def test_datasets_load_with_documented_shapes():
     assert X.shape[0] == 50 and np.isfinite(X).all() and 10 < y.mean() < 14  # log dollars
 
 
+def test_report_template_is_package_data():
+    from resgp.experiments.compare import report
+
+    text = report.template()
+    assert text.startswith("# {title}") and "{task_tables}" in text and "Notes: " in text
+
+
+def test_python_m_resgp_help():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "resgp", "--help"], check=True,
+                         capture_output=True, text=True).stdout
+    assert "usage: resgp" in out
+    for command in ("demo", "bench", "verify"):
+        assert command in out
+
+
 def test_unknown_kernel_is_refused():
     with pytest.raises(ValueError, match="unknown kernel"):
         compare.kernel_zoo(["resnet", "nope"])
@@ -172,7 +191,7 @@ def test_benchmark_script_quick_mode(tmp_path, capsys):
     import runpy
     from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "benchmarks" / "compare_kernels.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "compare_kernels.py"
     main = runpy.run_path(str(script))["main"]
     assert main(["--quick", "--out", str(tmp_path), "--datasets", "diabetes", "--kernels", "rbf",
                  "resnet", "--splits", "2", "--max-rows", "150", "--no-progress"]) == 0

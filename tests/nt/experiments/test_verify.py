@@ -9,7 +9,8 @@ import pytest
 from scipy import stats
 
 import resgp
-from resgp import cli, verify
+from resgp import cli
+from resgp.experiments import verify
 
 X = verify.fixed_inputs()
 IU = np.triu_indices(X.shape[0])  # the 10 distinct entries of a 4 x 4 kernel
@@ -63,7 +64,7 @@ def test_projected_sampler_has_the_networks_law():
     K = resgp.resnet_nngp(X)
     a = verify.covariance_stats(verify.sample_projected(X, n, L, 256, seed=5), K)
     b = verify.covariance_stats(verify.sample_nt(X, n, L, 256, seed=6), K)
-    assert verify._max_z(a["mean"], a["se"], b["mean"], b["se"]) < 4
+    assert verify.max_z(a["mean"], a["se"], b["mean"], b["se"]) < 4
     x = X[:1]
     for arch in ("resnet", "mlp"):
         ya = verify.sample_projected(x, 8, 16, 3000, arch=arch, seed=7)[:, 0, 0]
@@ -123,10 +124,17 @@ def test_cli_verify_arguments(monkeypatch, tmp_path):
     assert seen == dict(outdir="somewhere", quick=False, seed=7, report="r.md")
 
 
-def test_import_resgp_does_not_import_verify():
-    code = ("import sys, resgp; bad = [m for m in ('resgp.verify', 'neural_tangents', "
+def test_import_resgp_does_not_import_the_experiments():
+    code = ("import sys, resgp; bad = [m for m in ('resgp.experiments', "
+            "'resgp.experiments.verify', 'resgp.experiments.compare', 'neural_tangents', "
             "'matplotlib', 'tqdm') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_report_template_is_package_data():
+    text = verify.report.template()
+    assert text.startswith("# Verification: random finite ResNets")
+    assert "{summary_covariance}" in text and "## 4. Finite width" in text
 
 
 def test_samplers_reject_unknown_architecture():

@@ -1,6 +1,7 @@
 """A progress bar on stderr for long loops: tqdm when it is installed, else a one-line fallback.
 
-Shared by :mod:`resgp.verify` and :mod:`resgp.compare`; ``import resgp`` does not import it.
+Shared by :mod:`resgp.experiments.verify`, :mod:`resgp.experiments.compare` and the benchmarks;
+``import resgp`` does not import it.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ class _Bar:
         pass
 
 
-def _progress(iterable, desc, enabled, total=None, leave=False):
+def progress_bar(iterable, desc, enabled, total=None, leave=False):
     """``iterable`` wrapped in a progress bar on stderr (tqdm if importable), or unchanged when
     ``enabled`` is false. The bar has ``set_postfix_str`` either way."""
     if not enabled:

@@ -55,7 +55,7 @@ def test_cli_dispatches_demo_and_check_nt(monkeypatch):
 
 
 def test_cli_bench_quick_passes_options(monkeypatch, tmp_path):
-    from resgp import compare
+    from resgp.experiments import compare
 
     seen = {}
 

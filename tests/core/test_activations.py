@@ -1,5 +1,5 @@
-"""Activations: closed-form duals against quadrature, the Mehler quadrature's accuracy, the
-infinite-depth ODE against Richardson extrapolation of finite depths, and input errors."""
+"""resgp.core.activations: closed-form duals against quadrature, the Mehler quadrature's
+accuracy, and the errors of bad activations (also as seen through the public kernels)."""
 
 import jax.numpy as jnp
 import numpy as np
@@ -8,8 +8,8 @@ import scipy.integrate
 import scipy.special
 
 import resgp
-from resgp import activations as act
-from resgp._x64 import enable_x64
+from resgp.core import activations as act
+from resgp.core.x64 import enable_x64
 
 
 def gauss_2d(f, q11, q22, q12, n=200):
@@ -100,7 +100,7 @@ def test_leaky_relu_is_abrelu_and_relu_special_cases():
 @pytest.mark.parametrize("q, order, bound", [(1.0, 128, 1e-13), (4.0, 128, 1e-7), (4.0, 200, 1e-9)])
 def test_quadrature_accuracy_as_documented(q, order, bound):
     """E[tanh(u)^2] (rho = 1, the worst case) against adaptive quadrature: the table in
-    resgp.activations' docstring."""
+    resgp.core.activations' docstring."""
     want = scipy.integrate.quad(
         lambda x: np.tanh(np.sqrt(q) * x) ** 2 * np.exp(-x * x / 2) / np.sqrt(2 * np.pi),
         -40, 40, epsabs=1e-16, epsrel=1e-13, limit=500, points=[0])[0]
@@ -125,96 +125,15 @@ def test_callable_gradient_derivative_matches_explicit():
     assert abs(_dual(a, q11, q22, q12) - want) < 1e-13
 
 
-# ----------------------------------------------------------------------------- infinite depth
-
-
-def _X(n=7, d=5, seed=1, scale=1.0):
-    return np.random.default_rng(seed).normal(size=(n, d)) * scale
-
-
-CASES = {
-    "leaky_relu": act.leaky_relu(0.1),
-    "abrelu": act.abrelu(-0.4, 1.3),
-    "erf": "erf",
-    "erf_abc": act.erf(1.3, 0.7, 0.2),
-    "sin": act.sin(1.1, 0.9, 0.3),
-    "gelu": "gelu",
-    "tanh": "tanh",
-    "custom": lambda x: jnp.sin(x) + 0.3 * x * jnp.exp(-0.1 * x * x),
-}
-
-
-def richardson(f, X, Y, depths=(250, 500, 1000), **kw):
-    K = [f(X, Y, depth=L, **kw) for L in depths]
-    return (8 * K[2] - 6 * K[1] + K[0]) / 3, K[2]  # cancels the 1/L and 1/L^2 terms
-
-
-@pytest.mark.parametrize("name", list(CASES))
-def test_infinite_depth_matches_richardson(name):
-    X, Y = _X(), _X(5, seed=2, scale=1.2)
-    kw = dict(activation=CASES[name], branch_variance=1.3, weight_variance=0.9, bias_variance=0.1)
-    K_inf = resgp.resnet_nngp(X, Y, **kw)
-    R, K_deep = richardson(resgp.resnet_nngp, X, Y, **kw)
-    scale = np.abs(K_inf).max()
-    rel = np.abs(R - K_inf).max() / scale
-    assert rel <= 1e-7, rel
-    assert rel < 1e-2 * np.abs(K_deep - K_inf).max() / scale  # the limit is not the deep net
-    # the symmetric case: exactly symmetric, its diagonal equals the diagonal solve
-    K = resgp.resnet_nngp(X, **kw)
-    np.testing.assert_array_equal(K, K.T)
-    np.testing.assert_allclose(np.diag(K), resgp.resnet_nngp_diag(X, **kw), rtol=1e-10)
-
-
-def test_tolerances_control_the_error():
-    X = _X(12, seed=3)
-    tight = resgp.resnet_nngp(X, activation="erf", rtol=1e-13, atol=1e-15)
-    errs = [np.abs(resgp.resnet_nngp(X, activation="erf", rtol=r, atol=1e-15) - tight).max()
-            / np.abs(tight).max() for r in (1e-6, 1e-9)]
-    assert errs[0] < 1e-6 and errs[1] < 1e-9, errs
-    assert errs[1] < errs[0]
-    with pytest.raises(ValueError, match="rtol"):
-        resgp.resnet_nngp(X, activation="erf", rtol=0.5)
-    with pytest.raises(TypeError, match="atol"):
-        resgp.resnet_nngp(X, activation="erf", atol="small")
-
-
-def test_large_inputs_tiled_and_symmetric(monkeypatch):
-    """Several ODE tiles (shrunk tile size): the same matrix as one tile, exactly symmetric."""
-    from resgp import kernels
-
-    X = _X(40, seed=4)
-    one = resgp.resnet_nngp(X, activation="gelu", rtol=1e-12)
-    monkeypatch.setattr(kernels, "ODE_TILE", 16)
-    tiled = resgp.resnet_nngp(X, activation="gelu", rtol=1e-12)
-    np.testing.assert_array_equal(tiled, tiled.T)
-    np.testing.assert_allclose(tiled, one, rtol=0, atol=1e-11 * np.abs(one).max())
-    cross = resgp.resnet_nngp(X[:25], X[10:], activation="gelu", rtol=1e-12)
-    np.testing.assert_allclose(cross, one[:25, 10:], rtol=0, atol=1e-11 * np.abs(one).max())
-
-
-def test_resnet_limit_from_covariances_matches_kernel():
-    X, Y = _X(), _X(4, seed=5)
-    d = X.shape[1]
-    q11, q22, q12 = (X * X).sum(1) / d, (Y * Y).sum(1) / d, X @ Y.T / d
-    # relu: the same table and ODE; erf: resnet_limit integrates the ODE, the kernel functions
-    # evaluate the tabulated flow (resgp.flow_table), both accurate to ~1e-10
-    for a, rtol in (("relu", 1e-12), ("erf", 1e-9)):
-        out = resgp.resnet_limit(q11, q22, q12, q12, activation=a)
-        np.testing.assert_allclose(out[2], resgp.resnet_nngp(X, Y, activation=a), rtol=rtol)
-        np.testing.assert_allclose(out[3], resgp.resnet_ntk(X, Y, activation=a), rtol=rtol)
-        np.testing.assert_allclose(out[0], resgp.resnet_nngp_diag(X, activation=a), rtol=1e-10)
-    with pytest.raises(ValueError, match="q12 must have shape"):
-        resgp.resnet_limit(q11, q22, q12.T)
-    with pytest.raises(ValueError, match="variances"):
-        resgp.resnet_limit(-q11, q22, q12)
-
-
 # ----------------------------------------------------------------------------- errors
+
+_X3 = np.random.default_rng(1).normal(size=(3, 5))
+
 
 
 def test_callable_passed_directly_equals_from_callable():
     fn = lambda x: jnp.tanh(x)  # noqa: E731
-    X = _X(5)
+    X = np.random.default_rng(1).normal(size=(5, 5))
     a = resgp.resnet_nngp(X, depth=3, activation=fn)
     b = resgp.resnet_nngp(X, depth=3, activation="tanh")
     np.testing.assert_allclose(a, b, rtol=1e-13)
@@ -231,20 +150,20 @@ def test_bad_callables_raise_clear_errors(fn, message):
     with pytest.raises(ValueError, match=message):
         act.from_callable(fn)
     with pytest.raises(ValueError, match=message):
-        resgp.resnet_nngp(_X(3), depth=2, activation=fn)
+        resgp.resnet_nngp(_X3, depth=2, activation=fn)
 
 
 @pytest.mark.parametrize("fn", [np.tanh, lambda x: np.tanh(float(x[0])) * x])
 def test_numpy_callables_are_rejected_as_untraceable(fn):
     with pytest.raises(TypeError, match="traceable by jax.jit"):
-        resgp.resnet_nngp(_X(3), depth=2, activation=fn)
+        resgp.resnet_nngp(_X3, depth=2, activation=fn)
 
 
 def test_unknown_names_and_bad_arguments():
     with pytest.raises(ValueError, match="unknown activation 'swish'; known: \\['abrelu'"):
-        resgp.resnet_nngp(_X(3), activation="swish")
+        resgp.resnet_nngp(_X3, activation="swish")
     with pytest.raises(TypeError, match="activation must be"):
-        resgp.resnet_nngp(_X(3), activation=3)
+        resgp.resnet_nngp(_X3, activation=3)
     with pytest.raises(ValueError, match="order"):
         act.tanh(order=1)
     with pytest.raises(TypeError, match="slope"):
@@ -255,3 +174,13 @@ def test_unknown_names_and_bad_arguments():
         act.from_callable(jnp.tanh, derivative=1.0)
     assert act.get_activation("TANH") is act.ACTIVATIONS["tanh"]
     assert sorted(act.ACTIVATIONS) == ["abrelu", "erf", "gelu", "leaky_relu", "relu", "sin", "tanh"]
+
+
+def test_public_module_reexports_the_core():
+    """resgp.activations is the public face of resgp.core.activations: the same objects."""
+    import resgp.activations as public
+
+    for name in public.__all__:
+        assert getattr(public, name) is getattr(act, name), name
+    assert resgp.ACTIVATIONS is act.ACTIVATIONS and resgp.Activation is act.Activation
+    assert resgp.from_callable is act.from_callable

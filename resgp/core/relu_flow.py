@@ -1,7 +1,7 @@
 r"""ReLU at infinite depth: the angle flow :math:`\theta_0 \mapsto \theta_T` as one tabulated map.
 
 For ReLU the normalised correlation of two inputs follows an autonomous 1-D ODE in depth time
-(THEORY.md, Hayou & Yang 2023):
+(docs/theory.md, "ReLU at infinite depth"; Hayou & Yang 2023):
 
 .. math::
     \frac{d\theta}{dt} = F(\theta) = -\frac{D(\theta)}{2\pi \sin\theta},

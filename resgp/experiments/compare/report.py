@@ -1,0 +1,145 @@
+"""The kernel comparison as Markdown: ``report_template.md`` (package data) filled with the
+tables (mean ± standard error over the splits, best mean in bold) and the mean ranks."""
+
+from __future__ import annotations
+
+import math
+import re
+from importlib import resources
+
+import numpy as np
+from scipy.stats import rankdata
+
+from .metrics import ECE_BINS, METRICS, TIMES
+
+__all__ = ["fmt_mean_se", "fmt_s", "ranks", "to_markdown", "template"]
+
+
+def template() -> str:
+    """The comparison's Markdown template, read as package data."""
+    return resources.files(__package__).joinpath("report_template.md").read_text(encoding="utf-8")
+
+
+def fmt_mean_se(x, se=None):
+    """``x ± se`` with the standard error to 2 significant digits and the mean to the same
+    decimal place (at least 3 significant digits of the mean)."""
+    if x is None:
+        return "failed"
+
+    def place(v, sig):  # decimal places that give ``sig`` significant digits of v
+        return sig - 1 - math.floor(math.log10(abs(v))) if v else 0
+
+    if se is None or se == 0:
+        d = max(0, place(x, 4))
+        return f"{x:.{d}f}" + ("" if se is None else " ± 0")
+    d = max(0, place(se, 2), min(place(x, 3), 12))
+    return f"{x:.{d}f} ± {se:.{d}f}"
+
+
+def fmt_s(t):
+    if t is None:
+        return "failed"
+    return f"{t * 1e3:.0f} ms" if t < 1 else f"{t:.1f} s"
+
+
+def ranks(bench: dict) -> dict:
+    """Mean rank of each kernel over the data sets of each task, per metric (1 = best)."""
+    out = {}
+    for task, metrics in METRICS.items():
+        rows = [r for r in bench["results"] if r["task"] == task]
+        names = sorted({r["dataset"] for r in rows})
+        for metric, _, better in metrics:
+            acc: dict = {}
+            for name in names:
+                cell = [(r["kernel"], r["summary"][metric]["mean"]) for r in rows
+                        if r["dataset"] == name and r["summary"][metric]["mean"] is not None]
+                if not cell:
+                    continue
+                values = np.array([v for _, v in cell])
+                rank = rankdata(values if better == "min" else -values)  # ties share the mean
+                for (k, _), r in zip(cell, rank):
+                    acc.setdefault(k, []).append(float(r))
+            for k, rs in acc.items():
+                out.setdefault(task, {}).setdefault(k, {})[metric] = float(np.mean(rs))
+    return out
+
+
+def _dataset_list(bench):
+    return "; ".join(
+        f"{d['name']} ({d['source']}; {d['rows']} rows"
+        + (f" of {d['rows_available']}" if d["rows"] < d["rows_available"] else "")
+        + f", {d['features']} features" + (f", {d['classes']} classes" if "classes" in d else "")
+        + ")"
+        for d in bench["datasets"])
+
+
+def _best(rows, metrics):
+    """The best mean of each (data set, metric)."""
+    best = {}
+    for r in rows:
+        for m, _, better in metrics:
+            v = r["summary"][m]["mean"]
+            if v is None:
+                continue
+            b = best.get((r["dataset"], m))
+            if b is None or (v < b if better == "min" else v > b):
+                best[(r["dataset"], m)] = v
+    return best
+
+
+def _task_table(task, rows):
+    metrics = METRICS[task]
+    lines = [f"## {task.capitalize()}", "",
+             "| Data | Kernel | " + " | ".join(h for _, h, _ in metrics) + " | Fit | Predict |",
+             "|---|---|" + "---:|" * (len(metrics) + 2)]
+    best = _best(rows, metrics)
+    for r in rows:
+        s = r["summary"]
+        cells = []
+        for m, _, _ in metrics:
+            text = fmt_mean_se(s[m]["mean"], s[m]["se"])
+            if s[m]["mean"] is not None and s[m]["mean"] == best.get((r["dataset"], m)):
+                text = f"**{text}**"
+            cells.append(text)
+        cells += [fmt_s(s[t]["mean"]) for t, _ in TIMES]
+        lines.append(f"| {r['dataset']} | {r['label']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _rank_table(bench):
+    rk = ranks(bench)
+    if not rk:
+        return ""
+    lines = ["## Mean rank over the data sets (1 = best)", "",
+             "| Kernel | " + " | ".join(
+                 f"{h} ({t[:5]}.)" for t in rk for _, h, _ in METRICS[t]) + " |",
+             "|---|" + "---:|" * sum(len(METRICS[t]) for t in rk)]
+    for key in bench["config"]["kernels"]:
+        cells = [f"{rk[t][key][m]:.1f}" if m in rk[t].get(key, {}) else "-"
+                 for t in rk for m, _, _ in METRICS[t]]
+        lines.append(f"| {bench['kernels'][key]['label']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _failures(bench):
+    errors = [(r["dataset"], r["kernel"], e) for r in bench["results"] for e in r["errors"]]
+    if not errors:
+        return ""
+    return "\n".join(["Failures:", ""] + [f"- {d} / {k}: {e}" for d, k, e in errors])
+
+
+def to_markdown(bench: dict, title="resgp kernel comparison") -> str:
+    """The results as Markdown: one table per task (mean ± standard error over the splits,
+    best mean per data set and metric in bold), the mean ranks, and the notes."""
+    by_task = {}
+    for r in bench["results"]:
+        by_task.setdefault(r["task"], []).append(r)
+    tables = [_task_table(task, by_task[task]) for task in ("regression", "classification")
+              if by_task.get(task)]
+    cfg = bench["config"]
+    text = template().format(
+        title=title, env=bench["environment"], cfg=cfg, train_share=1 - cfg["test_size"],
+        runtime_s=bench["runtime_s"], datasets=_dataset_list(bench),
+        task_tables="\n\n".join(tables), rank_table=_rank_table(bench), ece_bins=ECE_BINS,
+        note=bench["note"], failures=_failures(bench))
+    return re.sub(r"\n{3,}", "\n\n", text).rstrip("\n") + "\n"

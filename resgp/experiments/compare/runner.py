@@ -1,0 +1,201 @@
+"""The comparison's fit loop: every (data set, split, kernel), then :func:`run` writes the files."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+from sklearn.gaussian_process import GaussianProcessRegressor
+from sklearn.preprocessing import StandardScaler
+
+from resgp.experiments.progress import progress_bar
+
+from .data import FULL_DATASETS, load_dataset
+from .metrics import METRICS, TIMES, expected_calibration_error, log_loss, nlpd, rmse
+from .models import JITTER, ExactGPClassifier, KernelSpec, kernel_zoo
+from .plots import plot
+from .report import ranks, to_markdown
+
+__all__ = ["NT_NOTE", "MODES", "evaluate", "aggregate", "run_benchmark", "run"]
+
+
+NT_NOTE = (
+    "resgp's finite-depth ResNet kernel equals Neural Tangents' analytic kernel_fn of the same "
+    "network to ~1e-15 (tests/nt/test_nt_agreement.py); resgp evaluates it here because it also "
+    "gives the hyperparameter gradients."
+)
+
+
+MODES = {
+    "full": dict(datasets=FULL_DATASETS, kernels=None, n_splits=5, max_rows=600),
+    "quick": dict(datasets=FULL_DATASETS, kernels=["resnet", "resnet-L10", "mlp-L3", "rbf",
+                                                   "matern52"], n_splits=2, max_rows=300),
+    "demo": dict(datasets=["diabetes", "breast_cancer"],
+                 kernels=["resnet", "mlp-L3", "rbf", "matern52", "rq"], n_splits=5,
+                 max_rows=1000),
+}
+
+
+# ----------------------------------------------------------------------------- one split
+
+
+def _splits(y, task, n_splits, test_size, seed):
+    from sklearn.model_selection import ShuffleSplit, StratifiedShuffleSplit
+
+    cls = StratifiedShuffleSplit if task == "classification" else ShuffleSplit
+    return list(cls(n_splits=n_splits, test_size=test_size, random_state=seed).split(
+        np.zeros(len(y)), y))
+
+
+def _warm_up(kernel, A, B):
+    """Evaluate the kernel on the shapes the fit and prediction use (JAX compiles per shape)."""
+    kernel(A, eval_gradient=True)
+    kernel(B, A)
+    kernel.diag(B)
+
+
+def evaluate(spec: KernelSpec, task: str, X_train, y_train, X_test, y_test, warm_up=True) -> dict:
+    """Fit one GP with ``spec``'s kernel and return its test metrics and times (seconds).
+
+    Inputs are standardised with the training rows' statistics. Regression: ``rmse``, ``nlpd``;
+    classification: ``accuracy``, ``log_loss``, ``ece``; both: ``fit_s``, ``predict_s``,
+    ``kernel`` (the fitted kernel, as text).
+    """
+    scaler = StandardScaler().fit(X_train)
+    A, B = scaler.transform(X_train), scaler.transform(X_test)
+    kernel = spec.full()
+    if warm_up:
+        _warm_up(kernel, A, B)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning: a hyperparameter at its bound
+        if task == "regression":
+            model = GaussianProcessRegressor(kernel, alpha=JITTER, normalize_y=True)
+            t0 = time.perf_counter()
+            model.fit(A, y_train)
+            t1 = time.perf_counter()
+            mean, std = model.predict(B, return_std=True)
+            t2 = time.perf_counter()
+            out = dict(rmse=rmse(y_test, mean), nlpd=nlpd(y_test, mean, std))
+        else:
+            model = ExactGPClassifier(kernel)
+            t0 = time.perf_counter()
+            model.fit(A, y_train)
+            t1 = time.perf_counter()
+            proba = model.predict_proba(B)
+            t2 = time.perf_counter()
+            codes = np.searchsorted(model.classes_, y_test)
+            out = dict(accuracy=float(np.mean(proba.argmax(axis=1) == codes)),
+                       log_loss=log_loss(proba, codes),
+                       ece=expected_calibration_error(proba, codes))
+    out.update(fit_s=t1 - t0, predict_s=t2 - t1, kernel=str(model.kernel_))
+    return out
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+def _mean_se(values):
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], float)
+    if len(v) == 0:
+        return dict(mean=None, se=None, n=0)
+    se = float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+    return dict(mean=float(v.mean()), se=se, n=int(len(v)))
+
+
+def aggregate(split_results: list[dict], task: str) -> dict:
+    """Mean and standard error (sample std / sqrt(n)) of each metric over the splits."""
+    keys = [m for m, _, _ in METRICS[task]] + [t for t, _ in TIMES]
+    return {k: _mean_se([r.get(k) for r in split_results]) for k in keys}
+
+
+def run_benchmark(datasets, kernels=None, n_splits=5, test_size=0.3, max_rows=1000, seed=0,
+                  progress=True, desc="resgp bench") -> dict:
+    """Every (data set, split, kernel): :func:`evaluate`. Returns the JSON-able results."""
+    from threadpoolctl import threadpool_limits
+
+    specs = kernel_zoo(kernels)
+    loaded = []
+    for name in datasets:
+        X, y, info = load_dataset(name, max_rows=max_rows, seed=seed)
+        loaded.append((X, y, info, _splits(y, info["task"], n_splits, test_size, seed)))
+    total = sum(len(s) for *_, s in loaded) * len(specs)
+    jobs = [(d, i, s) for d, (*_, sp) in enumerate(loaded) for i in range(len(sp)) for s in specs]
+    per_split: dict = {}
+    bar = progress_bar(jobs, desc, progress, total=total, leave=True)
+    start = time.perf_counter()
+    with threadpool_limits(1):
+        for d, i, spec in bar:
+            X, y, info, splits = loaded[d]
+            if hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(f"{info['name']} split {i + 1} {spec.key}")
+            train, test = splits[i]
+            try:
+                r = evaluate(spec, info["task"], X[train], y[train], X[test], y[test])
+            except Exception as err:  # noqa: BLE001 - record and go on
+                r = dict(error=f"{type(err).__name__}: {err}")
+            per_split.setdefault((info["name"], spec.key), []).append(r)
+    runtime = time.perf_counter() - start
+    results = []
+    for X, y, info, splits in loaded:
+        for spec in specs:
+            rs = per_split[(info["name"], spec.key)]
+            results.append(dict(
+                dataset=info["name"], task=info["task"], kernel=spec.key, label=spec.label,
+                family=spec.family, summary=aggregate(rs, info["task"]),
+                splits=rs, errors=[r["error"] for r in rs if "error" in r]))
+    return dict(
+        config=dict(datasets=list(datasets), kernels=[s.key for s in specs], n_splits=n_splits,
+                    test_size=test_size, max_rows=max_rows, seed=seed),
+        datasets=[info for *_, info, _ in loaded],
+        kernels={s.key: dict(label=s.label, family=s.family, kernel=repr(s.full()))
+                 for s in specs},
+        results=results,
+        environment=_environment(),
+        runtime_s=runtime,
+        note=NT_NOTE,
+    )
+
+
+def _environment():
+    import jax
+    import sklearn
+
+    from resgp import __version__
+
+    return dict(resgp=__version__, jax=jax.__version__, sklearn=sklearn.__version__,
+                numpy=np.__version__, python=platform.python_version(),
+                machine=platform.machine(), cpus=os.cpu_count(),
+                date=datetime.datetime.now().isoformat(timespec="seconds"))
+
+
+# ----------------------------------------------------------------------------- entry point
+
+
+def run(out, mode="full", stem="compare_kernels", progress=True, title=None, **overrides) -> dict:
+    """Run a benchmark mode of :data:`MODES` (keyword arguments override its settings) and
+    write ``out/stem.md``, ``.json`` and ``.png``. Returns the results with their ``files``."""
+    cfg = dict(MODES[mode])
+    cfg.update({k: v for k, v in overrides.items() if v is not None})
+    bench = run_benchmark(cfg["datasets"], cfg["kernels"], n_splits=cfg["n_splits"],
+                          max_rows=cfg["max_rows"], seed=cfg.get("seed", 0), progress=progress,
+                          desc=f"resgp {'demo' if mode == 'demo' else 'bench'}")
+    bench["config"]["mode"] = mode
+    bench["ranks"] = ranks(bench)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    files = dict(markdown=out / f"{stem}.md", json=out / f"{stem}.json")
+    markdown = to_markdown(bench, title or f"resgp kernel comparison ({mode})")
+    files["markdown"].write_text(markdown)
+    files["json"].write_text(json.dumps(bench, indent=1) + "\n")
+    png = plot(bench, out / f"{stem}.png")
+    if png is not None:
+        files["png"] = png
+    bench["files"] = {k: str(v) for k, v in files.items()}
+    bench["markdown"] = markdown
+    return bench
