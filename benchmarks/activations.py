@@ -7,8 +7,9 @@ Run from the repository root::
     .venv/bin/python benchmarks/activations.py --quick   # N = 500, well under a minute, prints only
 
 For erf, GELU and tanh, ``resgp.resnet_nngp(X)`` (depth=None: the flow map tabulated once by
-the adaptive DOP853 solve of resgp.ode at its nodes, then evaluated per entry; resgp.flow_table)
-is timed against scikit-learn's ``RBF()(X)`` on the same data in the same run (each warmed up
+the adaptive DOP853 solve of resgp.core.ode at its nodes, then evaluated per entry;
+resgp.core.flow_table; the diagonal from the 1-D diagonal flow map of resgp.core.diagonal) is
+timed against scikit-learn's ``RBF()(X)`` on the same data in the same run (each warmed up
 once so that JAX compilation is not timed; the median of the calls). Accuracy:
 ``max|K - K_ref| / max|K_ref|`` against (a) the same kernel at 100x tighter rtol and atol and
 (b) the ODE integrated for every pair (``resgp.resnet_limit`` on the first 300 rows, rtol 1e-12).
@@ -39,7 +40,7 @@ import numpy as np  # noqa: E402
 from sklearn.gaussian_process.kernels import RBF  # noqa: E402
 
 import resgp  # noqa: E402
-from resgp import ode  # noqa: E402
+from resgp.core import ode  # noqa: E402
 
 D = 16
 SEED = 0
@@ -107,14 +108,14 @@ def main():
 
 
 NOTES = """
-Before the table (resgp.flow_table), every pair was integrated by the ODE: 4.3 s (erf), 4.6 s
+Before the table (resgp.core.flow_table), every pair was integrated by the ODE: 4.3 s (erf), 4.6 s
 (GELU) and 24 s (tanh) at N = 2000, 230x to 1300x the RBF time, because one evaluation of the
 dual over all ~2.5 million pairs already costs about the whole 10x budget. The flow map of a
-pair depends only on (log q_aa, log q_bb, rho_0); resgp.flow_table solves the ODE once on a
+pair depends only on (log q_aa, log q_bb, rho_0); resgp.core.flow_table solves the ODE once on a
 Chebyshev grid of those three (a few thousand nodes, one DOP853 run), checks the decay of the
 coefficients against the tolerance, and evaluates the compressed series per entry. The
 diagonal of K(X, X) (and resnet_nngp_diag) is the 1-D diagonal flow map, interpolated in
-log q the same way (resgp.ode.diagonal_flow); integrating every variance instead made tanh
+log q the same way (resgp.core.diagonal); integrating every variance instead made tanh
 (a 128-term quadrature dual) 20x the RBF time. Timings on this shared 2-core VM vary by up to
 4x between calls (RBF alone took 20 to 100 ms): each row's ratio is of medians of alternating
 calls.

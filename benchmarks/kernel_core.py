@@ -140,7 +140,7 @@ def time_nt(X: np.ndarray, depth: int):
     """(seconds, runs, compile seconds, K): NT's analytic NNGP, compiled ahead, execution only."""
     import jax.numpy as jnp
 
-    from resgp._x64 import enable_x64
+    from resgp.core.x64 import enable_x64
 
     f = nt_kernel_fn(depth)
     with enable_x64():

@@ -167,32 +167,36 @@ def _relu_tile(z1, n1, z2, n2, *, diagonal, coefs, T, b, w, names):
 def _pair_tile(z1, n1, z2, n2, T, b, w, *, act, ntk, diagonal, names, rtol, atol):
     _, q_ab = covariance(z1, n1, z2, n2, diagonal, xp=jnp)
     q_aa, q_bb = n1 * n1, n2 * n2
-    directions = [_q0_tangent(nm, q_aa, q_bb, q_ab, b, w) for nm in names
-                  if nm != "branch_variance"]
+    # both input-layer directions ride along whenever any does: the same program (and so the
+    # same rounding) whichever of them is asked for
+    inner = ("bias_variance", "weight_variance")
     tangents = None
-    if directions:
+    if any(nm in inner for nm in names):
+        directions = [_q0_tangent(nm, q_aa, q_bb, q_ab, b, w) for nm in inner]
         tangents = tuple(jnp.stack(x) for x in zip(*directions))
         tangents = tangents + (tangents[2] if ntk else jnp.zeros_like(tangents[2]),)
     y, S, info = limit.pair_flow(act, T, q_aa, q_bb, q_ab, q_ab if ntk else None, rtol=rtol,
                                  atol=atol, symmetric=diagonal, tangents=tangents)
     part = 3 if ntk else 2
     K = y[part]
-    stack, k = [K], 0
+    stack = [K]
     for name in names:
         if name == "branch_variance":
             v = velocity(act, y[0][:, None], y[1][None, :], y[2], y[3] if ntk else None)
             stack.append(v[1] if ntk else v[0])
         else:
-            stack.append(S[part][k])
-            k += 1
+            stack.append(S[part][inner.index(name)])
     return jnp.stack(stack), info["status"]
 
 
-def _pair_tile_host(*args, **kwargs):
-    out, status = _pair_tile(*args, **kwargs)
+def _pair_tile_host(*args, names, **kwargs):
+    """One program for every request: all three derivatives are computed whenever any is asked
+    for (then picked), so a derivative is bit for bit the same whichever others come with it."""
+    every = ("branch_variance", "bias_variance", "weight_variance") if names else ()
+    out, status = _pair_tile(*args, names=every, **kwargs)
     limit.host_status({"status": status},
                       f"the infinite-depth flow of activation {kwargs['act'].name!r}")
-    return out
+    return np.asarray(out)[[0] + [1 + every.index(n) for n in names]]
 
 
 # ----------------------------------------------------------------------------- flow table
@@ -233,8 +237,9 @@ def _table_gram(net, f1, f2, names):
 
 def _diagonal_stack(net, q, names):
     """Diagonal of K(X, X) and of each named gradient at infinite depth (non-ReLU NNGP)."""
-    (qT, thT), (S, S_th) = _diagonal_flow(net.activation, net.branch_variance, q, ntk=net.ntk,
-                                          rtol=net.rtol, atol=net.atol, sensitivity=True)
+    flow = partial(_diagonal_flow, net.activation, net.branch_variance, q, ntk=net.ntk,
+                   rtol=net.rtol, atol=net.atol)
+    (qT, thT), (S, S_th) = flow(sensitivity=True) if names else (flow(), (None, None))
     rows = [thT if net.ntk else qT]
     b, w = net.bias_variance, net.weight_variance
     for name in names:

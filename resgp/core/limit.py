@@ -42,6 +42,26 @@ def _rows(q_aa, q_bb, ndim):
     return q_aa.reshape((-1, 1) + extra), q_bb.reshape((1, -1) + extra)
 
 
+_ULPS = 4 * float(np.finfo(np.float64).eps)
+
+
+@jax.custom_jvp
+def _snap(a, b, q_ab):
+    """Pairs within rounding of parallel (|q_ab| > (1 - 4 ulp) sqrt(q_aa q_bb)) are exactly
+    parallel, and equal variances give exactly q_ab = q_aa: rounding along the flow must not
+    open an angle where a kernel is not smooth at angle 0 (the ReLU family's NTK). A rounding
+    correction: its derivative is that of q_ab itself (the sensitivities stay smooth)."""
+    r = jnp.where(a == b, a, jnp.sqrt(a) * jnp.sqrt(b))
+    edge = r * (1.0 - _ULPS)
+    return jnp.where(q_ab > edge, r, jnp.where(q_ab < -edge, -r, q_ab))
+
+
+@_snap.defjvp
+def _snap_jvp(primals, tangents):
+    return _snap(*primals), jnp.broadcast_to(tangents[2], jnp.broadcast_shapes(
+        *(jnp.shape(p) for p in primals)))
+
+
 def pair_scales(q_aa, q_bb, ndim=2):
     """Reference scales of the state: q_aa, q_bb for the variances, sqrt(q_aa q_bb) per pair
     (1 where a variance is 0, so that a zero row keeps an absolute tolerance)."""
@@ -56,6 +76,7 @@ def _pair_rhs(activation, symmetric, ntk):
         if symmetric:  # the pairs (a, a) are the variances themselves, exactly
             q_ab = q_ab.at[jnp.diag_indices(q_aa.shape[0])].set(q_aa)
         a, b = _rows(q_aa, q_bb, q_ab.ndim)
+        q_ab = _snap(a, b, q_ab)
         v_ab, v_theta = velocity(activation, a, b, q_ab, theta if ntk else None)
         return (diagonal_velocity(activation, q_aa)[0], diagonal_velocity(activation, q_bb)[0],
                 v_ab, v_theta if ntk else theta)

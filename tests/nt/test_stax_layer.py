@@ -142,7 +142,8 @@ def test_jit_has_no_host_callback_and_vmap_works(data, activation):
         assert "callback" not in jaxpr
         batched = jax.vmap(lambda x: kernel_fn(x[None], X2, "nngp"))(jax.numpy.asarray(X1))
         direct = kernel_fn(X1, X2, "nngp")
-        np.testing.assert_allclose(np.asarray(batched)[:, 0], np.asarray(direct), rtol=1e-12)
+        # each row is integrated on its own steps under vmap: equal to the solver's tolerance
+        np.testing.assert_allclose(np.asarray(batched)[:, 0], np.asarray(direct), rtol=1e-9)
 
 
 def test_grad_with_respect_to_branch_variance(data):
