@@ -24,12 +24,20 @@ $(NEWEST)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/resgp demo
 
+# The suite in four processes: each compiles fewer JAX programs (jax 0.5's XLA:CPU once
+# crashed compiling after many hundreds in one process), and GPJax's tests turn 64-bit JAX on
+# globally, as GPJax users do, without touching the others.
+PYTEST = -m pytest -q -p no:cacheprovider
 test: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -q
+	$(VENV)/bin/python $(PYTEST) tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py tests/test_makefile.py
+	$(VENV)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_estimators.py tests/experiments
+	$(VENV)/bin/python $(PYTEST) tests/gpjax
+	$(VENV)/bin/python $(PYTEST) tests/nt
 
 test-newest-jax: $(NEWEST)/.installed
 	$(NEWEST)/bin/python -c "import jax; print('core tests on jax', jax.__version__)"
-	$(NEWEST)/bin/python -m pytest -q --ignore=tests/nt --ignore=tests/gpjax -p no:cacheprovider
+	$(NEWEST)/bin/python $(PYTEST) tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py
+	$(NEWEST)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_estimators.py tests/experiments
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/compare_kernels.py
