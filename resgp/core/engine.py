@@ -202,43 +202,17 @@ def _pair_tile_host(*args, names, **kwargs):
 # ----------------------------------------------------------------------------- flow table
 
 
-_INPUT_LAYER = ("bias_variance", "weight_variance")
-
-
 def _table_requests(net, names):
-    """The series to evaluate: the value (and the NNGP for the NTK's velocity), then one
-    derivative table per input-layer hyperparameter; d/dT is the velocity (no table)."""
     output = "ntk" if net.ntk else "nngp"
     b, w = net.bias_variance, net.weight_variance
-    combos = {"bias_variance": (("diag", 1.0), ("ab", 1.0)),
+    combos = {"branch_variance": (("T", 1.0),), "bias_variance": (("diag", 1.0), ("ab", 1.0)),
               "weight_variance": (("scale", 1.0 / w), ("diag", -b / w), ("ab", -b / w))}
-    value = [(output, (("value", 1.0),))]
-    if net.ntk and "branch_variance" in names:
-        value.append(("nngp", (("value", 1.0),)))
-    return value + [(output, combos[nm]) for nm in names if nm in _INPUT_LAYER]
+    return [(output, (("value", 1.0),))] + [(output, combos[nm]) for nm in names]
 
 
-@partial(jax.jit, static_argnames=("act", "ntk"))
-def _velocity_tile(qT1, qT2, K, theta, *, act, ntk):
-    v, v_theta = velocity(act, qT1[:, None], qT2[None, :], K, theta if ntk else None)
-    return v_theta if ntk else v
-
-
-def _table_tile(z1, n1, qT1, z2, n2, qT2, *, diagonal, table, requests, net, names):
-    """Table values and derivatives of a tile; d/dT = v(q_T) from the value itself (the
-    variances at T, ``qT1``, ``qT2``, from the diagonal flow)."""
+def _table_tile(z1, n1, z2, n2, *, diagonal, table, requests):
     rho, _ = covariance(z1, n1, z2, n2, diagonal)
-    series = table.evaluate_tile(n1 * n1, n2 * n2, rho, requests)
-    value, rest = series[0], series[1:]
-    stack = [value]
-    if "branch_variance" in names:
-        K, theta = (rest.pop(0), value) if net.ntk else (value, None)
-        with float64():
-            stack.append(np.asarray(_velocity_tile(qT1, qT2, K, theta, act=net.activation,
-                                                   ntk=net.ntk)))
-    by_name = dict(zip([nm for nm in names if nm in _INPUT_LAYER], rest))
-    stack = stack[:1] + [stack[1] if nm == "branch_variance" else by_name[nm] for nm in names]
-    return np.stack(stack)
+    return np.stack(table.evaluate_tile(n1 * n1, n2 * n2, rho, requests))
 
 
 def _table_gram(net, f1, f2, names):
@@ -249,21 +223,10 @@ def _table_gram(net, f1, f2, names):
     n_all = f1[1] if f2 is None else np.concatenate([f1[1], f2[1]])
     table = flow_table.tabulate(n_all * n_all, T=net.branch_variance, activation=net.activation,
                                 ntk=net.ntk, tol=tol, derivatives=bool(names))
-    # (the same table for every gradient request: a derivative does not depend on which
-    # others are asked for, bit for bit)
     if table is None:
         return None
-    if "branch_variance" in names:  # the variances at T, for the velocity
-        qT = _diagonal_flow(net.activation, net.branch_variance, f1[1] ** 2, rtol=net.rtol,
-                            atol=net.atol)[0]
-        f1 = f1 + (qT,)
-    else:
-        f1 = f1 + (np.zeros_like(f1[1]),)
-    if f2 is not None:
-        f2 = f2 + (np.zeros_like(f2[1]),)  # gradients are for K(X, X) only
-    fn = partial(_table_tile, table=table, requests=_table_requests(net, names), net=net,
-                 names=names)
-    out = tiled(fn, f1, f2, tile=TABLE_TILE, pad=False)
+    out = tiled(partial(_table_tile, table=table, requests=_table_requests(net, names)), f1, f2,
+                tile=TABLE_TILE, pad=False)
     if f2 is None:  # the diagonal: exactly the diagonal flow, and its sensitivity
         q = f1[1] ** 2
         idx = np.diag_indices(q.size)

@@ -30,26 +30,24 @@ def bucket(rows: int) -> int:
 
 
 def cut(features, start, stop, pad):
-    """Rows start:stop of every array of the features (e.g. ``(z (N, k), n (N,))``), padded
-    with zero rows to :func:`bucket` rows when ``pad``."""
+    """Rows start:stop of the features ``(z (N, k), n (N,))``, padded to :func:`bucket` rows
+    (zero rows, zero norms) when ``pad``."""
+    z, n = features
     if not pad:
-        return tuple(a[start:stop] for a in features)
+        return z[start:stop], n[start:stop]
     rows = bucket(stop - start)
-    out = []
-    for a in features:
-        padded = np.zeros((rows,) + a.shape[1:])
-        padded[: stop - start] = a[start:stop]
-        out.append(padded)
-    return tuple(out)
+    zp = np.zeros((rows, z.shape[1]))
+    npad = np.zeros(rows)
+    zp[: stop - start], npad[: stop - start] = z[start:stop], n[start:stop]
+    return zp, npad
 
 
 def tiled(tile_fn, f1, f2, tile: int | None = None, pad: bool = True):
     """Assemble the (..., N, M) output tile by tile; ``f2=None`` means K(X1, X1), symmetric.
 
-    ``tile_fn(*rows1, *rows2, diagonal=bool)`` returns a (..., b1, b2) array for a tile (a
-    leading axis for a stack of matrices, e.g. a kernel and its gradients), with ``rows1`` the
-    tile's rows of every array of ``f1`` (e.g. ``z1, n1``); ``diagonal`` is True for the tiles
-    on the diagonal of K(X, X).
+    ``tile_fn(z1, n1, z2, n2, diagonal=bool)`` returns a (..., b1, b2) array for a tile (a
+    leading axis for a stack of matrices, e.g. a kernel and its gradients); ``diagonal`` is
+    True for the tiles on the diagonal of K(X, X).
     """
     f2_ = f2 if f2 is not None else f1
     out = None
