@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .core import engine, limit, network, ode, relu_flow
+from .core import engine, limit, network, ode, traceable
 from .core.activations import RELU, get_activation
 from .core.validation import check_inputs, check_pair, check_variance
 from .core.x64 import float64
@@ -239,12 +239,10 @@ def resnet_limit(q11, q22, q12, theta12=None, *, branch_variance=1.0, activation
     if theta12 is not None and act.derivative_dual is None:
         raise ValueError(f"activation {act.name!r} has no derivative dual: no NTK")
     with float64():
-        if act is RELU and theta12 is None:
-            growth = np.exp(0.5 * T)  # q_T(a, a) = q_0(a, a) e^{T/2}
-            n1, n2 = np.sqrt(q11), np.sqrt(q22)
-            K = np.asarray(relu_flow.kernel(jnp.asarray(q12), jnp.asarray(n1)[:, None],
-                                            jnp.asarray(n2)[None, :], jnp.float64(T)))
-            return q11 * growth, q22 * growth, K, None
+        if act is RELU and theta12 is None:  # exact; no solver status to check
+            y = traceable.infinite_depth(act, jnp.float64(T), jnp.asarray(q11),
+                                         jnp.asarray(q22), jnp.asarray(q12))
+            return tuple(np.asarray(v) for v in y[:3]) + (None,)
         y, _, info = _limit_block(act, jnp.float64(T), *(jnp.asarray(v) for v in (q11, q22, q12)),
                                   None if theta12 is None else jnp.asarray(theta12),
                                   rtol=rtol, atol=atol, symmetric=bool(symmetric))

@@ -24,9 +24,9 @@ from functools import partial
 
 import numpy as np
 
-from .core import limit, network, relu_flow
-from .core.traceable import safe_sqrt
-from .core.activations import RELU, get_activation
+from .core import network
+from .core.traceable import infinite_depth
+from .core.activations import get_activation
 from .core.validation import check_depth, check_variance
 
 
@@ -139,8 +139,7 @@ def InfiniteResNet(
     ntk (:math:`\Theta_0 \ne q_0` after a general front end). ``stax.serial(stax.Dense(n,
     W_std=sigma_w, b_std=sigma_b), InfiniteResNet(...))`` therefore gives exactly
     ``resgp.resnet_nngp`` / ``resgp.resnet_ntk``. The kernel is computed in JAX
-    (:func:`resgp.core.relu_flow.kernel` for ReLU's NNGP, :func:`resgp.core.limit.flow_map`
-    otherwise), so ``kernel_fn`` works under ``jax.jit``, ``jax.grad`` (inputs and
+    (:func:`resgp.core.traceable.infinite_depth`), so ``kernel_fn`` works under ``jax.jit``, ``jax.grad`` (inputs and
     ``branch_variance``, which may be a tracer) and ``jax.vmap``, on any device; it needs
     flattened inputs (no spatial dimensions) and, for accuracy, 64-bit JAX.
 
@@ -188,11 +187,7 @@ def InfiniteResNet(
 
     def flow(q11, q22, q12, theta, symmetric):
         """(q11_T, q22_T, q12_T, theta_T or None) in JAX."""
-        if act is RELU and theta is None:
-            growth = jnp.exp(0.5 * T)
-            n1, n2 = safe_sqrt(q11), safe_sqrt(q22)
-            return q11 * growth, q22 * growth, relu_flow.kernel(q12, n1[:, None], n2[None, :], T), None
-        return limit.flow_map(act, T, q11, q22, q12, theta, rtol=rtol, atol=atol,
+        return infinite_depth(act, T, q11, q22, q12, theta, rtol=rtol, atol=atol,
                               symmetric=symmetric)
 
     @stax.requires(diagonal_spatial=stax.Diagonal())

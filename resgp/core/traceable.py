@@ -21,7 +21,7 @@ import jax.numpy as jnp
 from . import limit, recursion, relu_flow
 from .activations import RELU
 
-__all__ = ["input_covariance", "kernel_matrix", "kernel_diagonal", "safe_sqrt"]
+__all__ = ["input_covariance", "kernel_matrix", "kernel_diagonal", "infinite_depth", "safe_sqrt"]
 
 
 def safe_sqrt(s):
@@ -66,11 +66,24 @@ def _from_covariances(net, T, w, b, q_aa, q_bb, q_ab, symmetric):
     if net.depth is not None:
         return recursion.run(act, q_aa, q_bb, q_ab, q_ab if ntk else None,
                              _layers(net, T, w, b, net.depth), symmetric)[1 if ntk else 0]
-    if act is RELU and not ntk:
-        return relu_flow.kernel(q_ab, safe_sqrt(q_aa)[:, None], safe_sqrt(q_bb)[None, :], T)
-    out = limit.flow_map(act, T, q_aa, q_bb, q_ab, q_ab if ntk else None, rtol=net.rtol,
+    out = infinite_depth(act, T, q_aa, q_bb, q_ab, q_ab if ntk else None, rtol=net.rtol,
                          atol=net.atol, symmetric=symmetric)
     return out[3] if ntk else out[2]
+
+
+def infinite_depth(activation, T, q_aa, q_bb, q_ab, theta=None, *, rtol=limit.ode.RTOL,
+                   atol=limit.ode.ATOL, symmetric=False):
+    """The infinite-depth ResNet from input covariances (any front end), in JAX.
+
+    ReLU's NNGP by its exact angle flow (:math:`q_T(a, a) = q_0(a, a) e^{T/2}`), everything
+    else by :func:`resgp.core.limit.flow_map`; same arguments and returns as ``flow_map``.
+    """
+    if activation is RELU and theta is None:
+        growth = jnp.exp(0.5 * T)
+        K = relu_flow.kernel(q_ab, safe_sqrt(q_aa)[:, None], safe_sqrt(q_bb)[None, :], T)
+        return q_aa * growth, q_bb * growth, K, None
+    return limit.flow_map(activation, T, q_aa, q_bb, q_ab, theta, rtol=rtol, atol=atol,
+                          symmetric=symmetric)
 
 
 def kernel_matrix(net, X1, X2=None, *, branch_variance, weight_variance, bias_variance):
