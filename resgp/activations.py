@@ -23,7 +23,19 @@ from .core.activations import (  # noqa: F401
     sin,
     tanh,
 )
+from .core.arc_cosine import (  # noqa: F401  (after core.activations, which imports it)
+    REQU,
+    SIGN,
+    STEP,
+    rectified_monomial,
+    requ_derivative_dual,
+    requ_dual,
+    sign_dual,
+    step_dual,
+)
 
 __all__ = ["ACTIVATIONS", "Activation", "abrelu", "erf", "from_callable", "get_activation",
            "leaky_relu", "sin", "tanh", "gelu_dual", "gelu_derivative_dual", "relu_dual",
-           "relu_derivative_dual", "RELU", "GELU", "DEFAULT_ORDER", "FACTORIES"]
+           "relu_derivative_dual", "RELU", "GELU", "DEFAULT_ORDER", "FACTORIES",
+           "rectified_monomial", "STEP", "REQU", "SIGN", "step_dual", "requ_dual",
+           "requ_derivative_dual", "sign_dual"]

@@ -42,7 +42,7 @@ _RESNET_DOC = r"""
     activation : str, Activation or callable, default="relu"
         A name ("relu", "leaky_relu", "abrelu", "erf", "sin", "gelu", "tanh"), an
         :class:`~resgp.activations.Activation` (e.g. ``resgp.activations.leaky_relu(0.1)``) or
-        an elementwise ``jax.numpy`` callable (Gauss-Hermite duals).
+        an elementwise ``jax.numpy`` callable (duals by quadrature, resgp.core.quadrature).
     branch_scales : sequence of float or None, default=None
         :math:`(\alpha_1, \ldots, \alpha_L)`, any non-uniform scaling (fixes the depth;
         replaces ``branch_variance``).

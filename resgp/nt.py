@@ -52,6 +52,18 @@ def _phi(activation):
         return stax.Sin(*params)
     if kind == "gelu":
         return stax.Gelu()
+    if kind == "rectified_monomial":
+        # max(0, x)^n. NT 0.6.5's stax.RectifiedMonomial(n) returns NaN on every diagonal entry
+        # (arccos(1) = 0, then (pi - 0) / sin 0), which spreads to the whole kernel after a
+        # second layer; NT's Elementwise layer with resgp's closed forms instead (its NTK: the
+        # derivative dual n^2 x dual of order n - 1; for the step 0, NT's own convention for
+        # RectifiedMonomial(0) and Sign, the finite network's autodiff gradient of a step)
+        act = get_activation(activation)
+        d_nngp = act.derivative_dual or (lambda q11, q22, q12: 0.0 * q12)
+        return stax.Elementwise(act.fn, lambda cov12, var1, var2: act.dual(var1, var2, cov12),
+                                lambda cov12, var1, var2: d_nngp(var1, var2, cov12))
+    if kind == "sign":
+        return stax.Sign()
     if kind == "numerical":
         fn, order, derivative = params
         import warnings
@@ -59,7 +71,8 @@ def _phi(activation):
         with warnings.catch_warnings():  # NT warns on every construction of this layer
             warnings.simplefilter("ignore")
             return stax.ElementwiseNumerical(fn, deg=2 * order, df=derivative)
-    raise ValueError(f"no Neural Tangents layer for activation spec {kind!r}")  # pragma: no cover
+    raise ValueError(f"no Neural Tangents layer for activation {get_activation(activation).name!r} "
+                     f"(spec {kind!r})")
 
 
 def _input_layer(width, weight_variance, bias_variance):

@@ -25,23 +25,16 @@ Closed forms (the conventions of Neural Tangents' ``stax`` layers of the same na
   :math:`\check\phi = \frac{a^2}{2}e^{-b^2(q_{11}+q_{22})/2}(e^{b^2q_{12}} - e^{-b^2q_{12}}\cos 2c)`.
 * ``gelu`` = :math:`x\Phi(x)` (Tsuchida et al. 2020, as NT's ``Gelu``).
 
-Everything else (``tanh``, any callable via :func:`from_callable`) uses Gauss-Hermite
-quadrature through Mehler's formula: with :math:`h_k = He_k/\sqrt{k!}` the orthonormal
-Hermite polynomials and :math:`\rho = q_{12}/\sqrt{q_{11}q_{22}}`,
-
-.. math:: \check\phi(q_{11}, q_{22}, q_{12}) = \sum_{k<K} c_k(q_{11})\, c_k(q_{22})\, \rho^k,
-          \qquad c_k(q) = E[\phi(\sqrt q\, x)\, h_k(x)],\ x \sim N(0, 1),
-
-each :math:`c_k` by Gauss-Hermite quadrature with ``2 * order`` nodes, ``K = order`` terms.
-A pair costs K multiply-adds instead of the ``order**2`` function values of a 2-D rule, which
-is what makes the infinite-depth ODE affordable. The truncation error is the tail
-:math:`\sum_{k\ge K} c_k^2` (Cauchy-Schwarz), largest at :math:`\rho = \pm 1`; it grows with the
-variance, because :math:`\phi(\sqrt q\, x)` gets steeper. Measured for tanh at
-:math:`\rho = 1` with the default ``order=128`` (relative error of :math:`E[\tanh(u)^2]`):
-2e-14 at q = 1, 3e-8 at q = 4, 4e-5 at q = 16 (order 200: 2e-14, 4e-10, 6e-6). Non-smooth
-callables (kinks, jumps) converge only algebraically: use a closed form where one exists.
-Tested against 2-D quadrature at
-high order and against Neural Tangents' ``ElementwiseNumerical``.
+Everything else (``tanh``, any callable via :func:`from_callable`) is integrated by
+:mod:`resgp.core.quadrature`, per entry: the Mehler series
+:math:`\sum_{k<K} c_k(q_{11}) c_k(q_{22}) \rho^k` (K = ``order`` terms, default 256) where both
+variances are at most the activation's ``mehler_max`` (the largest variance at which the
+series' tail meets the target, found once per activation), and a graded composite
+Gauss-Legendre product rule beyond it. Accuracy (tested against mpmath and adaptive
+quadrature, tests/test_exactness.py): tanh 1e-12 relative in the dual and the derivative dual
+for every variance from 1e-4 to 1e4; callables 1e-10 when smooth except at 0 (a
+RuntimeWarning from :func:`from_callable` otherwise). See docs/theory.md, "Activations and
+duals".
 """
 
 from __future__ import annotations
@@ -56,6 +49,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.special
 
+from . import quadrature
 from .x64 import float64
 
 
@@ -69,6 +63,13 @@ class Activation:
     the angle alone. derivative_dual: :math:`E[\\phi'(u)\\phi'(v)]` (needed by the NTK).
     fn: :math:`\\phi` itself, elementwise on ``jax.numpy`` arrays (finite networks).
     spec: ``(kind, parameters)``, how :mod:`resgp.nt` builds the matching stax layer.
+    analytic: True when the duals are analytic in the covariance on the whole closed
+    correlation range (the infinite-depth flow map may then be tabulated); False for duals
+    with a branch point at :math:`\\rho = \\pm 1` (rectified monomials, the sign function).
+    quadrature: ``(fn, derivative, target)`` for activations integrated numerically (None for
+    closed forms). mehler_max: the largest variance at which their Mehler series meets the
+    target (:mod:`resgp.core.quadrature`; inf for closed forms). variance_duals: q ->
+    (E[phi(u)^2], E[phi'(u)^2]) at u ~ N(0, q) by a 1-D rule (None: the duals at (q, q, q)).
     """
 
     name: str
@@ -77,6 +78,10 @@ class Activation:
     derivative_dual: Callable | None = None
     fn: Callable | None = None
     spec: tuple = ()
+    analytic: bool = True
+    quadrature: tuple | None = None
+    mehler_max: float = math.inf
+    variance_duals: Callable | None = None
 
 
 def _correlation(q11, q22, q12):
@@ -86,16 +91,7 @@ def _correlation(q11, q22, q12):
     return scale, jnp.where(scale > 0, _clip_unit(q12 / safe), 0.0)
 
 
-@jax.custom_jvp
-def _clip_unit(rho):
-    """rho clipped to [-1, 1] whose derivative is 1 everywhere: at |rho| = 1 (every diagonal
-    pair, and rounding just beyond it) perturbations that move rho inside are seen."""
-    return jnp.clip(rho, -1.0, 1.0)
-
-
-@_clip_unit.defjvp
-def _clip_unit_jvp(primals, tangents):
-    return _clip_unit(primals[0]), tangents[0]
+_clip_unit = quadrature.clip_unit
 
 
 def _angle(q11, q22, q12):
@@ -291,57 +287,17 @@ GELU = Activation("gelu", gelu_dual, False, gelu_derivative_dual,
 # ----------------------------------------------------------------------------- quadrature
 
 
-DEFAULT_ORDER = 128
-
-
-@functools.lru_cache(maxsize=None)
-def _hermite_rule(order: int):
-    """Nodes x (n,) and the matrix W (n, order) with W[j, k] = w_j h_k(x_j), n = 2 * order.
-
-    Gauss-Hermite for the standard normal (weights sum to 1); h_k = He_k / sqrt(k!) by the
-    stable three-term recurrence h_{k+1} = (x h_k - sqrt(k) h_{k-1}) / sqrt(k + 1).
-    """
-    x, w = scipy.special.roots_hermitenorm(2 * order)
-    w = w / math.sqrt(2.0 * math.pi)
-    h = np.zeros((x.size, order))
-    h[:, 0] = 1.0
-    if order > 1:
-        h[:, 1] = x
-    for k in range(1, order - 1):
-        h[:, k + 1] = (x * h[:, k] - math.sqrt(k) * h[:, k - 1]) / math.sqrt(k + 1)
-    return x, w[:, None] * h
-
-
-def _mehler(fn_a, fn_b, order):
-    """The dual E[f_a(u) f_b(v)] as a truncated Mehler series (see the module docstring)."""
-    x, W = _hermite_rule(order)
-
-    def coefficients(f, q):
-        q = jnp.asarray(q)
-        values = f(jnp.sqrt(q)[..., None] * jnp.asarray(x))  # (..., n)
-        return values @ jnp.asarray(W)  # (..., order)
-
-    def dual(q11, q22, q12):
-        c1, c2 = coefficients(fn_a, q11), coefficients(fn_b, q22)
-        _, rho = _correlation(q11, q22, q12)
-
-        def term(k, acc):  # Horner in rho, highest order first
-            k = order - 1 - k
-            return acc * rho + jax.lax.dynamic_index_in_dim(c1, k, -1, False) * \
-                jax.lax.dynamic_index_in_dim(c2, k, -1, False)
-
-        acc = jnp.zeros(jnp.broadcast_shapes(jnp.shape(q11), jnp.shape(q22), jnp.shape(q12)),
-                        dtype=c1.dtype)
-        return jax.lax.fori_loop(0, order, term, acc)
-
-    return dual
+DEFAULT_ORDER = quadrature.DEFAULT_ORDER
+MAX_ORDER = 1024
+BUILTIN_TARGET = 3e-13  # relative Mehler tail at which the graded rule takes over (tanh)
+CALLABLE_TARGET = 3e-11  # the same for callables (documented accuracy 1e-10)
 
 
 def _check_order(order):
     if isinstance(order, bool) or not isinstance(order, (int, np.integer)) or order < 2:
         raise ValueError(f"order must be an integer >= 2 (Hermite terms), got {order!r}")
-    if order > 400:
-        raise ValueError(f"order must be <= 400 (quadrature nodes overflow beyond), got {order}")
+    if order > MAX_ORDER:
+        raise ValueError(f"order must be <= {MAX_ORDER} (Mehler terms), got {order}")
     return int(order)
 
 
@@ -378,22 +334,86 @@ def _check_callable(fn, what: str):
             ) from exc
 
 
+def _check_graded(fn, deriv, label):
+    """Warn when the graded rule may not reach 1e-10 for a callable: its 1-D rule for
+    E[f(u)^2] and E[f'(u)^2] against the same rule on twice the panels, at variances from
+    0.01 to 1e4, and the same for E[f(u)] (an error estimate: smooth functions agree to
+    round-off)."""
+    import warnings
+
+    q = jnp.asarray([0.01, 1.0, 25.0, 1e4])
+    with float64():
+        one = lambda x: jnp.ones_like(x)  # noqa: E731
+        for name, f in (("dual", fn), ("derivative dual", deriv)):
+            scale = np.asarray(quadrature.gaussian_square(f, f, refine=2)(q))
+            err = 0.0
+            for g in (f, one):  # E[f^2] and E[f]: a kink of f alone may square away
+                coarse = np.asarray(quadrature.gaussian_square(f, g)(q))
+                fine = np.asarray(quadrature.gaussian_square(f, g, refine=2)(q))
+                err = max(err, float(np.max(np.abs(coarse - fine) / np.sqrt(
+                    np.where(scale > 0, scale, 1.0)) / np.where(g is one, 1.0, np.sqrt(
+                        np.where(scale > 0, scale, 1.0))))))
+            if not err <= 1e-11:
+                warnings.warn(
+                    f"activation {label!r}: the graded quadrature of its {name} is only accurate "
+                    f"to about {err:.1e} (relative), not the documented 1e-10: is it smooth "
+                    "except at 0? (kinks and jumps elsewhere converge slowly)",
+                    RuntimeWarning, stacklevel=4)
+
+
 @functools.lru_cache(maxsize=None)
-def _from_callable(fn, name, order, derivative):
+def _from_callable(fn, name, order, derivative, target):
     deriv = derivative if derivative is not None else jnp.vectorize(jax.grad(fn))
-    return Activation(name, _mehler(fn, fn, order), False, _mehler(deriv, deriv, order), fn,
-                      ("numerical", (fn, order, derivative)))
+    mehler_max = quadrature.mehler_range((fn, deriv), order, target)
+    return Activation(name, quadrature.dual(fn, fn, order, mehler_max), False,
+                      quadrature.dual(deriv, deriv, order, mehler_max), fn,
+                      ("numerical", (fn, order, derivative)), True,
+                      quadrature=(fn, derivative, target), mehler_max=mehler_max,
+                      variance_duals=_variance_duals(fn, deriv))
+
+
+@functools.lru_cache(maxsize=None)
+def _variance_duals(fn, deriv):
+    square, square_d = quadrature.gaussian_square(fn, fn), quadrature.gaussian_square(deriv, deriv)
+    return lambda q: (square(q), square_d(q))
+
+
+def at_order(act: Activation, order: int) -> Activation:
+    """The same quadrature activation with ``order`` Mehler terms (itself for closed forms)."""
+    if act.quadrature is None or order == act.spec[1][1]:
+        return act
+    fn, derivative, target = act.quadrature
+    return _from_callable(fn, act.name, _check_order(order), derivative, target)
+
+
+@functools.lru_cache(maxsize=None)
+def series_only(act: Activation) -> Activation:
+    """``act`` with its Mehler series alone (no graded rule beyond ``mehler_max``): for callers
+    that keep every variance below ``mehler_max`` themselves (the flow tables); its variances
+    use the same series at (q, q, q), so that parallel pairs stay exactly on the variances'
+    flow; itself for closed forms."""
+    if act.quadrature is None:
+        return act
+    fn, derivative, _ = act.quadrature
+    order = act.spec[1][1]
+    deriv = derivative if derivative is not None else jnp.vectorize(jax.grad(fn))
+    return Activation(act.name, quadrature.mehler(fn, fn, order), False,
+                      quadrature.mehler(deriv, deriv, order), fn, act.spec, True,
+                      quadrature=act.quadrature, mehler_max=act.mehler_max)
 
 
 def from_callable(fn: Callable, *, name: str | None = None, order: int = DEFAULT_ORDER,
                   derivative: Callable | None = None) -> Activation:
-    """An activation from an elementwise ``jax.numpy`` function, duals by Gauss-Hermite quadrature.
+    r"""An activation from an elementwise ``jax.numpy`` function, duals by quadrature.
 
-    fn: :math:`\\phi`, elementwise on float64 arrays, traceable by ``jax.jit``; checked on a
-    small probe array (ValueError for NaN/inf output, a wrong shape or an exception; TypeError
-    when it cannot be traced by ``jax.jit``, e.g. NumPy functions such as ``np.tanh``).
-    order: K, the number of Mehler terms (2K quadrature nodes); see the module docstring for
-    the accuracy. derivative: :math:`\\phi'` for the NTK (default ``jax.grad(fn)``).
+    fn: :math:`\phi`, elementwise on float64 arrays, traceable by ``jax.jit``, smooth except
+    possibly at 0; checked on a small probe array (ValueError for NaN/inf output, a wrong shape
+    or an exception; TypeError when it cannot be traced by ``jax.jit``, e.g. NumPy functions
+    such as ``np.tanh``). order: K, the number of Mehler terms used where their tail meets
+    the target (:mod:`resgp.core.quadrature`); the graded rule covers larger variances.
+    Accuracy: 1e-10 relative in the dual and the derivative dual at every variance; a
+    RuntimeWarning says when the graded rule's error estimate for ``fn`` misses it.
+    derivative: :math:`\phi'` for the NTK (default ``jax.grad(fn)``).
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
@@ -404,14 +424,23 @@ def from_callable(fn: Callable, *, name: str | None = None, order: int = DEFAULT
         if not callable(derivative):
             raise TypeError(f"derivative must be callable, got {type(derivative).__name__}")
         _check_callable(derivative, f"derivative of activation {label!r}")
-    return _from_callable(fn, label, order, derivative)
+    act = _from_callable(fn, label, order, derivative, CALLABLE_TARGET)
+    if act not in _CHECKED:
+        _CHECKED.add(act)
+        _check_graded(fn, derivative if derivative is not None else jnp.vectorize(jax.grad(fn)),
+                      label)
+    return act
+
+
+_CHECKED = set()
 
 
 def tanh(order: int = DEFAULT_ORDER) -> Activation:
-    """:math:`\\tanh`, by Gauss-Hermite quadrature with ``order`` Mehler terms."""
+    r""":math:`\tanh`: Mehler series with ``order`` terms up to its ``mehler_max``, the graded
+    rule beyond (1e-12 relative at every variance)."""
     order = _check_order(order)
     return _from_callable(jnp.tanh, "tanh" if order == DEFAULT_ORDER else f"tanh(order={order})",
-                          order, _tanh_derivative)
+                          order, _tanh_derivative, BUILTIN_TARGET)
 
 
 def _tanh_derivative(x):
@@ -419,6 +448,10 @@ def _tanh_derivative(x):
 
 
 # ----------------------------------------------------------------------------- lookup
+
+# the rectified monomials and the sign function (arc-cosine kernels) live in their own module,
+# which imports the angle helpers above: imported here, after everything it needs is defined
+from .arc_cosine import REQU, SIGN, STEP, rectified_monomial  # noqa: E402
 
 ACTIVATIONS = {
     "relu": RELU,
@@ -428,8 +461,12 @@ ACTIVATIONS = {
     "sin": sin(),
     "gelu": GELU,
     "tanh": tanh(),
+    "step": STEP,
+    "requ": REQU,
+    "sign": SIGN,
 }
-FACTORIES = {"leaky_relu": leaky_relu, "abrelu": abrelu, "erf": erf, "sin": sin, "tanh": tanh}
+FACTORIES = {"leaky_relu": leaky_relu, "abrelu": abrelu, "erf": erf, "sin": sin, "tanh": tanh,
+             "rectified_monomial": rectified_monomial}
 
 
 def get_activation(activation) -> Activation:

@@ -1,16 +1,17 @@
 r"""Infinite depth, the variances alone: :math:`\dot q = v(q, q, q)` for many inputs at once.
 
-:func:`diagonal` integrates every variance with :func:`resgp.core.limit.diagonal_flow`, or, for
-many positive variances, solves the 1-D flow map :math:`\log q_0 \mapsto q_T` at
-Chebyshev-Lobatto nodes and interpolates it (error-checked by the trailing coefficients; the
-Gauss-Hermite duals of tanh and callables make a solve per variance costly). With
+:func:`diagonal` solves the 1-D flow map :math:`\log q_0 \mapsto q_T` on fixed panels of
+:math:`\log q_0` (those of :mod:`resgp.core.flow_table`) at Chebyshev-Lobatto nodes and
+interpolates it (error-checked by the trailing coefficients; cached per panel): a variance's
+value depends on its own panel only, never on the rest of the batch. Zero variances (and a
+general NTK start) are integrated directly with :func:`resgp.core.limit.diagonal_flow`. With
 ``sensitivity=True`` it also returns :math:`dq_T/dq_0` (and :math:`d\Theta_T/dq_0` with
 :math:`\Theta_0 = q_0`), the diagonal's share of the hyperparameter gradients.
 """
 
 from __future__ import annotations
 
-from functools import partial
+from functools import lru_cache, partial
 
 import jax
 import jax.numpy as jnp
@@ -22,7 +23,7 @@ from .x64 import float64
 
 __all__ = ["diagonal", "NODES"]
 
-NODES = 32  # first Chebyshev grid of the 1-D flow map; doubled up to 8 times that
+NODES = 16  # first Chebyshev grid of a panel's 1-D flow map; doubled up to 8 times that
 
 
 @partial(jax.jit, static_argnames=("act", "ntk", "rtol", "atol"))
@@ -77,36 +78,44 @@ def diagonal(activation, T, q, *, ntk=False, theta=None, rtol=ode.RTOL, atol=ode
     if theta is not None and not np.array_equal(theta, q):
         values, _ = _solve_host(q, T, activation, True, rtol, atol, theta=theta)
         return values if not sensitivity else (values, None)
-    out = None
-    if q.size > 2 * NODES and T > 0 and np.all(q > 0) and np.all(np.isfinite(q)):
-        out = _interpolated(q, T, activation, ntk, rtol, atol)
-    if out is None:
-        out = _solve_host(q, T, activation, ntk, rtol, atol)
-    (qT, thT), (S, S_th) = out
+    if T > 0 and q.size and np.all(q > 0) and np.all(np.isfinite(q)):
+        out = [np.empty_like(q) for _ in range(4)]
+        panels = np.floor(np.log(q) / PANEL_WIDTH).astype(np.int64)
+        for k in np.unique(panels):
+            idx = np.flatnonzero(panels == k)
+            series = _panel(activation, float(T), bool(ntk), max(rtol, atol), int(k))
+            if series is None:
+                break
+            x = (2.0 * np.log(q[idx]) - (2 * k + 1) * PANEL_WIDTH) / PANEL_WIDTH
+            for o, c in zip(out, series):
+                o[idx] = c(x)
+        else:
+            values = (out[0], out[2] if ntk else None)
+            return (values, (out[1], out[3] if ntk else None)) if sensitivity else values
+    (qT, thT), (S, S_th) = _solve_host(q, T, activation, ntk, rtol, atol)
     values = (qT, thT if ntk else None)
     return (values, (S, S_th if ntk else None)) if sensitivity else values
 
 
-def _interpolated(q, T, act, ntk, rtol, atol):
-    """The 1-D flow map in s = log q on [log min q, log max q], accepted when the last
-    coefficients of every output fall below max(rtol, atol) * max|output|; None when
-    8 * NODES nodes do not suffice."""
-    tol = max(rtol, atol)
-    lo, hi = np.log(q.min()), np.log(q.max())
-    x = (2.0 * np.log(q) - (lo + hi)) / max(hi - lo, 1e-300)
+PANEL_WIDTH = 1.0  # the panels of resgp.core.flow_table (log q)
+
+
+@lru_cache(maxsize=512)
+def _panel(act, T, ntk, tol, k):
+    """Chebyshev series (q_T, dq_T/dq_0, Theta_T, dTheta_T/dq_0) in x in [-1, 1] on the panel
+    [k W, (k + 1) W] of log q, accepted when the last coefficients of every output fall below
+    tol * max|output|; None when 8 * NODES nodes do not suffice."""
+    lo, hi = k * PANEL_WIDTH, (k + 1) * PANEL_WIDTH
     nodes = NODES
     while nodes <= 8 * NODES:
         t = chebyshev.lobatto(nodes + 1)
         qn = np.exp(0.5 * (lo + hi) + 0.5 * (hi - lo) * t)
         (yq, yt), (sq, st) = _solve_host(qn, T, act, ntk, max(tol / 100, 1e-14),
                                          max(tol / 100, 1e-14))
-        values = [yq, sq] + ([yt, st] if ntk else [])
+        values = [yq, sq] + ([yt, st] if ntk else [np.zeros_like(yq)] * 2)
         series = [np.polynomial.chebyshev.Chebyshev.fit(t, v, nodes) for v in values]
-        if all(np.abs(c.coef[-3:]).max() <= tol * np.abs(v).max()
-               for c, v in zip(series, values)):
-            out = [c(x) for c in series]
-            if ntk:
-                return (out[0], out[2]), (out[1], out[3])
-            return (out[0], None), (out[1], None)
+        if all(np.abs(c.coef[-3:]).max() <= tol * max(np.abs(v).max(), 1e-300)
+               for c, v in zip(series, values) if np.any(v)):
+            return series
         nodes *= 2
     return None

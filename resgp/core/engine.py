@@ -33,7 +33,7 @@ from .activations import RELU
 from .diagonal import diagonal as _diagonal_flow
 from .inputs import covariance, features
 from .tiling import tiled
-from .velocity import velocity
+from .velocity import diagonal_velocity, velocity
 from .x64 import float64
 
 __all__ = ["gram", "diagonal", "gram_and_gradients", "ODE_TILE", "TABLE_TILE"]
@@ -175,18 +175,58 @@ def _pair_tile(z1, n1, z2, n2, T, b, w, *, act, ntk, diagonal, names, rtol, atol
         directions = [_q0_tangent(nm, q_aa, q_bb, q_ab, b, w) for nm in inner]
         tangents = tuple(jnp.stack(x) for x in zip(*directions))
         tangents = tangents + (tangents[2] if ntk else jnp.zeros_like(tangents[2]),)
-    y, S, info = limit.pair_flow(act, T, q_aa, q_bb, q_ab, q_ab if ntk else None, rtol=rtol,
-                                 atol=atol, symmetric=diagonal, tangents=tangents)
+    y, S, info = _each_pair(act, T, q_aa, q_bb, q_ab, ntk, rtol, atol, tangents)
+    if diagonal:  # the pairs (a, a) are the variances, exactly
+        idx = jnp.diag_indices(q_aa.shape[0])
+        y = (y[0], y[1], y[2].at[idx].set(jnp.diagonal(y[0])), y[3])
+        if S is not None:
+            S = (S[0], S[1], S[2].at[(slice(None),) + idx].set(
+                jnp.diagonal(S[0], axis1=1, axis2=2)), S[3])
     part = 3 if ntk else 2
     K = y[part]
     stack = [K]
     for name in names:
         if name == "branch_variance":
-            v = velocity(act, y[0][:, None], y[1][None, :], y[2], y[3] if ntk else None)
+            v = velocity(act, y[0], y[1], y[2], y[3] if ntk else None)
             stack.append(v[1] if ntk else v[0])
         else:
             stack.append(S[part][inner.index(name)])
     return jnp.stack(stack), info["status"]
+
+
+def _each_pair(act, T, q_aa, q_bb, q_ab, ntk, rtol, atol, tangents):
+    """The pair flow of every pair of a tile with its OWN steps (vmapped over the pairs): a
+    pair's value never depends on the other pairs of the batch. Returns the state with the
+    variances broadcast to the tile, (q_aa (b1, b2), q_bb, q_ab, theta), its tangents and
+    the worst status."""
+    b1, b2 = q_ab.shape
+    a = jnp.broadcast_to(q_aa[:, None], (b1, b2)).reshape(-1)
+    c = jnp.broadcast_to(q_bb[None, :], (b1, b2)).reshape(-1)
+    ab = q_ab.reshape(-1)
+    if tangents is not None:
+        k = tangents[0].shape[0]
+        flat = (jnp.broadcast_to(tangents[0][:, :, None], (k, b1, b2)).reshape(k, -1),
+                jnp.broadcast_to(tangents[1][:, None, :], (k, b1, b2)).reshape(k, -1),
+                tangents[2].reshape(k, -1), tangents[3].reshape(k, -1))
+
+    def one(a, c, ab, t):
+        tan = None if t is None else (t[0][:, None], t[1][:, None], t[2][:, None, None],
+                                      t[3][:, None, None])
+        y, S, info = limit.pair_flow(act, T, a[None], c[None], ab[None, None],
+                                     ab[None, None] if ntk else None, rtol=rtol, atol=atol,
+                                     tangents=tan)
+        y = (y[0][0], y[1][0], y[2][0, 0], y[3][0, 0])
+        S = None if S is None else (S[0][:, 0], S[1][:, 0], S[2][:, 0, 0], S[3][:, 0, 0])
+        return y, S, info["status"]
+
+    if tangents is None:
+        y, _, status = jax.vmap(lambda a, c, ab: one(a, c, ab, None))(a, c, ab)
+        S = None
+    else:
+        y, S, status = jax.vmap(one, in_axes=(0, 0, 0, (1, 1, 1, 1)))(a, c, ab, flat)
+        S = tuple(x.T.reshape((-1, b1, b2)) for x in S)
+    y = tuple(x.reshape(b1, b2) for x in y)
+    return y, S, {"status": jnp.max(status)}
 
 
 def _pair_tile_host(*args, names, **kwargs):
@@ -211,24 +251,48 @@ def _table_requests(net, names):
 
 
 def _table_tile(z1, n1, z2, n2, *, diagonal, table, requests):
-    rho, _ = covariance(z1, n1, z2, n2, diagonal)
-    return np.stack(table.evaluate_tile(n1 * n1, n2 * n2, rho, requests))
+    return jnp.stack(table.evaluate_tile(z1, n1, z2, n2, requests, diagonal))
 
 
 def _table_gram(net, f1, f2, names):
-    """The tabulated path, or None when the table does not apply."""
+    """The tabulated path, block by block of panels (flow_table.panel); a block whose table
+    cannot be built takes the pair flow. None when the table does not apply at all."""
     tol = max(net.rtol, net.atol)  # the table's tolerance is the solver's
-    if not 1e-12 <= tol <= 1e-3:
+    if not 1e-13 <= tol <= 1e-3:
         return None
-    n_all = f1[1] if f2 is None else np.concatenate([f1[1], f2[1]])
-    table = flow_table.tabulate(n_all * n_all, T=net.branch_variance, activation=net.activation,
-                                ntk=net.ntk, tol=tol, derivatives=bool(names))
-    if table is None:
+    n1 = f1[1]
+    n2 = n1 if f2 is None else f2[1]
+    if not (np.all(n1 > 0) and np.all(n2 > 0) and np.all(np.isfinite(n1))
+            and np.all(np.isfinite(n2))):
         return None
-    out = tiled(partial(_table_tile, table=table, requests=_table_requests(net, names)), f1, f2,
-                tile=TABLE_TILE, pad=False)
+    p1, p2 = flow_table.panel(n1 * n1), flow_table.panel(n2 * n2)
+    requests = _table_requests(net, names)
+    out = np.empty((1 + len(names), n1.size, n2.size))
+    pair_fn = None
+    for i in np.unique(p1):
+        rows = np.flatnonzero(p1 == i)
+        g1 = (f1[0][rows], n1[rows])
+        for j in np.unique(p2):
+            if f2 is None and j < i:
+                continue
+            cols = np.flatnonzero(p2 == j)
+            same = f2 is None and i == j
+            g2 = None if same else ((f1 if f2 is None else f2)[0][cols], n2[cols])
+            table = flow_table.table(i, j, T=net.branch_variance, activation=net.activation,
+                                     ntk=net.ntk, tol=tol, derivatives=bool(names))
+            if table is not None:
+                fn, tile, pad = partial(_table_tile, table=table, requests=requests), \
+                    TABLE_TILE, True
+            else:
+                if pair_fn is None:
+                    pair_fn = _tile_function(net, names)
+                fn, tile, pad = pair_fn
+            block = tiled(fn, g1, g2, tile=tile, pad=pad)
+            out[:, rows[:, None], cols[None, :]] = block
+            if f2 is None and not same:
+                out[:, cols[:, None], rows[None, :]] = np.swapaxes(block, 1, 2)
     if f2 is None:  # the diagonal: exactly the diagonal flow, and its sensitivity
-        q = f1[1] ** 2
+        q = n1 ** 2
         idx = np.diag_indices(q.size)
         for k, values in enumerate(_diagonal_stack(net, q, names)):
             out[k][idx] = values
@@ -246,8 +310,8 @@ def _diagonal_stack(net, q, names):
         sens = S_th if net.ntk else S
         if name == "branch_variance":
             with float64():
-                v = velocity(net.activation, jnp.asarray(qT), jnp.asarray(qT), jnp.asarray(qT),
-                             jnp.asarray(thT) if net.ntk else None)
+                v = diagonal_velocity(net.activation, jnp.asarray(qT),
+                                      jnp.asarray(thT) if net.ntk else None)
             rows.append(np.asarray(v[1] if net.ntk else v[0]))
         elif name == "bias_variance":
             rows.append(sens)
@@ -282,7 +346,7 @@ def _compute(net, X1, X2, names):
     f2 = None if X2 is None else features(X2, net.weight_variance, net.bias_variance)
     with float64():
         if net.infinite and not (net.activation is RELU and not net.ntk) \
-                and not net.activation.homogeneous:
+                and not net.activation.homogeneous and net.activation.analytic:
             out = _table_gram(net, f1, f2, names)
             if out is not None:
                 return out

@@ -12,8 +12,8 @@ smooth functions of three variables, symmetric in :math:`(s_a, s_b)`, the same f
 Instead of integrating the ODE for each of the N x M pairs, :func:`tabulate`
 
 1. solves the flow ONCE at the nodes of a Chebyshev-Lobatto tensor grid (``n_s`` nodes in
-   :math:`s \in [s_{\min}, s_{\max}]`, the data's range, on both axes, ``n_rho`` in
-   :math:`\rho_0`; only :math:`\rho_0 \ge 0` when the flow is odd in :math:`q_{ab}`), with
+   each log-variance axis, ``n_rho`` in :math:`\rho_0`; only :math:`\rho_0 \ge 0` when the
+   flow is odd in :math:`q_{ab}`), with
    :func:`resgp.core.limit.pair_flow` and, for gradients, its forward sensitivities to
    :math:`q_{aa}, q_{bb}, q_{ab}`;
 2. takes Chebyshev coefficients (DCT-I on each axis) of every tabulated function: the values,
@@ -21,21 +21,31 @@ Instead of integrating the ODE for each of the N x M pairs, :func:`tabulate`
    derivatives along "both variances + 1", "the covariance + 1" and "q_0 scaled" (a bias
    variance moves all three entries, a weight variance scales them), combined before
    compression so that each hyperparameter's derivative is ONE more series;
-3. compresses each symmetric slice :math:`C_{\cdot\cdot k} = \sum_r \lambda_{kr} w_{kr}
-   w_{kr}^T` and keeps only the terms whose exact bound is needed (:func:`_compress`);
-4. evaluates per pair :math:`\sum_k T_k(\rho_0) \sum_r \pm g_{kr}(a) g_{kr}(b)` by Clenshaw's
+3. compresses each slice :math:`C_{\cdot\cdot k} = \sum_r \sigma_{kr} u_{kr} v_{kr}^T` (SVD)
+   and keeps only the terms whose bound :math:`\sigma\|u\|_1\|v\|_1` is needed
+   (:func:`_compress`);
+4. evaluates per pair :math:`\sum_k T_k(\rho_0) \sum_r g_{kr}(a) h_{kr}(b)` by Clenshaw's
    recurrence (:func:`resgp.core.chebyshev.series`), tile by tile (:mod:`resgp.core.tiling`).
 
-Error control: the grid starts at ``n_s`` = 15, ``n_rho`` = 41 and is refined (up to 49 and 161
+Panels: the log-variance axis is cut into fixed panels :math:`[kW, (k+1)W)`, ``W`` =
+:data:`PANEL_WIDTH`, the same for every call; a table covers one pair of panels
+(:func:`table`, cached). A kernel entry is computed from the table of its own two panels,
+whatever else is in the batch: its value does not depend on the other inputs.
+
+Error control: the grid starts at ``n_s`` = 9, ``n_rho`` = 41 and is refined (up to 33 and 161
 nodes; the next size predicted from the fitted geometric decay) until the two trailing
 coefficients on each axis of every table are below ``tol`` relative to its own maximum; the
 compression drops terms with a total bound of at most ``tol``; the grid's ODE runs at
-``tol / 10``. ``info["error_estimate"]`` is the sum of these.
+``tol / 10``. ``info["error_estimate"]`` is the sum of these. The derivative tables (gradients)
+are converged to ``DERIVATIVE_FACTOR * tol`` = 1e3 tol.
 
-:func:`tabulate` returns None (the caller then integrates every pair) when a variance is zero
-or not finite, the activation is homogeneous (the ReLU family is non-analytic at
-:math:`\rho = \pm 1`; it has the exact angle flow of :mod:`resgp.core.relu_flow`), the variances
-span more than a factor 1e6, the flow overflows on the grid, or the grid cap is reached.
+Quadrature activations (tanh, callables) are tabulated with the Mehler order whose range
+(``mehler_max``) covers the flow's largest variance, up to 1024 terms.
+:func:`table` returns None (the caller then integrates every pair of the block) when the
+activation is homogeneous or not analytic (the ReLU family is non-analytic at
+:math:`\rho = \pm 1`; ReLU has the exact angle flow of :mod:`resgp.core.relu_flow`), the
+flow's variances pass every Mehler range, the flow overflows on the grid, or the grid cap is
+reached.
 """
 
 from __future__ import annotations
@@ -53,14 +63,15 @@ from .activations import get_activation
 from .velocity import velocity
 from .x64 import float64
 
-__all__ = ["FlowTable", "tabulate", "TOL"]
+__all__ = ["FlowTable", "table", "panel", "TOL", "PANEL_WIDTH"]
 
-TOL = 1e-10
-S_NODES = (15, 17, 21, 25, 33, 41, 49)  # per log-variance axis; first = initial guess, last = cap
+TOL = 1e-12
+PANEL_WIDTH = 1.0  # of a panel in log q (a factor e = 2.7 in variance)
+S_NODES = (9, 11, 13, 15, 17, 21, 25, 33)  # per log-variance axis; first = initial guess, last = cap
 RHO_NODES = (41, 49, 57, 65, 81, 97, 129, 161)  # in rho_0
 ODE_FACTOR = 1e-1  # the grid's ODE is solved at tol * ODE_FACTOR
-MAX_LOG_RANGE = math.log(1e6)
-DEGENERATE = 1e-13  # relative width of the log-variance range below which one node is used
+DERIVATIVE_FACTOR = 1e3  # the derivative tables' tolerance relative to the values'
+ORDERS = (256, 512, 1024)  # Mehler orders a table may use (quadrature activations)
 
 # the tabulated functions of one output ("nngp" or "ntk"): the value, d/dT, the derivatives
 # along "both variances + 1", "the covariance + 1" and "q_0 scaled"; their parity in rho_0 when
@@ -95,20 +106,21 @@ def _is_odd(act, q_nodes, ntk):
 
 
 @partial(jax.jit, static_argnames=("act", "ntk", "derivatives", "rtol"))
-def _grid_flow(q_nodes, rho_nodes, T, *, act, ntk, derivatives, rtol):
-    r = jnp.sqrt(q_nodes)
-    q_ab = rho_nodes[None, None, :] * (r[:, None] * r[None, :])[:, :, None]
-    n, m = q_nodes.shape[0], rho_nodes.shape[0]
+def _grid_flow(q_rows, q_cols, rho_nodes, T, *, act, ntk, derivatives, rtol):
+    q_ab = rho_nodes[None, None, :] * (jnp.sqrt(q_rows)[:, None] *
+                                       jnp.sqrt(q_cols)[None, :])[:, :, None]
+    n, n2, m = q_rows.shape[0], q_cols.shape[0], rho_nodes.shape[0]
     tangents = None
     if derivatives:  # the variances + 1, the covariance + 1, q_0 scaled (Theta_0 = q_0 moves too)
-        one, zero, ones = jnp.ones(n), jnp.zeros(n), jnp.ones((n, n, m))
+        ones = jnp.ones((n, n2, m))
         pair = jnp.stack([0.0 * ones, ones, q_ab])
-        tangents = (jnp.stack([one, zero, q_nodes]), jnp.stack([one, zero, q_nodes]), pair,
-                    pair if ntk else jnp.zeros((3, n, n, m)))
-    y, S, info = limit.pair_flow(act, T, q_nodes, q_nodes, q_ab, q_ab if ntk else None,
+        rows = jnp.stack([jnp.ones(n), jnp.zeros(n), q_rows])
+        cols = jnp.stack([jnp.ones(n2), jnp.zeros(n2), q_cols])
+        tangents = (rows, cols, pair, pair if ntk else jnp.zeros((3, n, n2, m)))
+    y, S, info = limit.pair_flow(act, T, q_rows, q_cols, q_ab, q_ab if ntk else None,
                                  rtol=rtol, atol=rtol, tangents=tangents)
-    q_T, _, K, theta = y
-    v, v_theta = velocity(act, q_T[:, None, None], q_T[None, :, None], K, theta if ntk else None)
+    q_T, q_T2, K, theta = y
+    v, v_theta = velocity(act, q_T[:, None, None], q_T2[None, :, None], K, theta if ntk else None)
     out = {"nngp": {"value": K, "T": v}}
     if ntk:
         out["ntk"] = {"value": theta, "T": v_theta}
@@ -119,11 +131,11 @@ def _grid_flow(q_nodes, rho_nodes, T, *, act, ntk, derivatives, rtol):
     return out, info["status"]
 
 
-def _solve_grid(q_nodes, rho_nodes, *, T, act, ntk, derivatives, rtol, odd):
+def _solve_grid(q_rows, q_cols, rho_nodes, *, T, act, ntk, derivatives, rtol, odd):
     """{output: {part: grid (ns, ns, nr)}}, or None when the flow overflows or fails."""
     if odd:
         half = (rho_nodes.size + 1) // 2
-        grids = _solve_grid(q_nodes, rho_nodes[:half], T=T, act=act, ntk=ntk,
+        grids = _solve_grid(q_rows, q_cols, rho_nodes[:half], T=T, act=act, ntk=ntk,
                             derivatives=derivatives, rtol=rtol, odd=False)
         if grids is None:
             return None
@@ -132,7 +144,8 @@ def _solve_grid(q_nodes, rho_nodes, *, T, act, ntk, derivatives, rtol, odd):
         return {o: {p: mirror(g, PARITY[p]) for p, g in parts.items()}
                 for o, parts in grids.items()}
     with float64():
-        out, status = _grid_flow(jnp.asarray(q_nodes), jnp.asarray(rho_nodes), jnp.float64(T),
+        out, status = _grid_flow(jnp.asarray(q_rows), jnp.asarray(q_cols),
+                                 jnp.asarray(rho_nodes), jnp.float64(T),
                                  act=act, ntk=ntk, derivatives=derivatives, rtol=float(rtol))
         if int(status) != 0:
             return None
@@ -169,22 +182,24 @@ def _profile(ranks, parity, n_s):
 @dataclass
 class _Compressed:
     structure: tuple  # terms per rho-degree
-    vectors: np.ndarray  # (n_s, R): sqrt|lambda| w for each term, degree-major
-    signs: np.ndarray  # (R,)
+    left: np.ndarray  # (n_s, R): sqrt(sigma) u for each term, degree-major
+    right: np.ndarray  # (n_s, R): sqrt(sigma) v
     dropped: float  # bound on the dropped terms (absolute)
 
 
-def _compress(C, U, budget):
-    """Eigen-compress the slices C[:, :, k] (symmetrised); U (P, n_s): the basis at the data."""
-    n_s, _, nr = C.shape
-    terms = []  # (bound, k, lam, w)
+def _compress(C, budget):
+    """SVD-compress the slices C[:, :, k]; a term's bound is sigma ||u||_1 ||v||_1 (Chebyshev
+    polynomials are at most 1 in magnitude on the panel): independent of the data."""
+    n_s, n_c, nr = C.shape
+    terms = []  # (bound, k, sigma, u, v)
     for k in range(nr):
-        Ck = 0.5 * (C[:, :, k] + C[:, :, k].T)
-        if not np.any(Ck):
+        if not np.any(C[:, :, k]):
             continue
-        lam, W = np.linalg.eigh(Ck)
-        peak = np.abs(U @ W).max(axis=0)
-        terms += [(abs(lam[r]) * peak[r] ** 2, k, lam[r], W[:, r]) for r in range(n_s) if lam[r]]
+        U, sig, Vt = np.linalg.svd(C[:, :, k])
+        for r in range(sig.size):
+            if sig[r] > 0:
+                bound = sig[r] * np.abs(U[:, r]).sum() * np.abs(Vt[r]).sum()
+                terms.append((bound, k, sig[r], U[:, r], Vt[r]))
     terms.sort(key=lambda t: t[0])
     dropped, cut = 0.0, 0
     while cut < len(terms) and dropped + terms[cut][0] <= budget:
@@ -192,138 +207,175 @@ def _compress(C, U, budget):
         cut += 1
     kept, spare = terms[cut:], terms[:cut][::-1]
     ranks = [0] * nr
-    for _, k, _, _ in kept:
-        ranks[k] += 1
-    degrees = {k for _, k, _, _ in kept}
+    for t in kept:
+        ranks[t[1]] += 1
+    degrees = {t[1] for t in kept}
     parity = next(iter(degrees)) % 2 if degrees and len({k % 2 for k in degrees}) == 1 else None
-    structure = _profile(ranks, parity, n_s)
+    structure = _profile(ranks, parity, min(n_s, n_c))
     by_degree = {k: [] for k in range(len(structure))}
     for t in sorted(kept, key=lambda t: -t[0]) + spare:
         if t[1] < len(structure) and len(by_degree[t[1]]) < structure[t[1]]:
             by_degree[t[1]].append(t)
-    vectors, signs = [], []
+    left, right = [], []
     for k, size in enumerate(structure):
         for t in by_degree[k]:
-            vectors.append(math.sqrt(abs(t[2])) * t[3])
-            signs.append(1.0 if t[2] > 0 else -1.0)
-        vectors += [np.zeros(n_s)] * (size - len(by_degree[k]))
-        signs += [1.0] * (size - len(by_degree[k]))
-    return _Compressed(structure, np.array(vectors).T.reshape(n_s, -1), np.array(signs), dropped)
+            left.append(math.sqrt(t[2]) * t[3])
+            right.append(math.sqrt(t[2]) * t[4])
+        left += [np.zeros(n_s)] * (size - len(by_degree[k]))
+        right += [np.zeros(n_c)] * (size - len(by_degree[k]))
+    return _Compressed(structure, np.array(left).T.reshape(n_s, -1),
+                       np.array(right).T.reshape(n_c, -1), dropped)
 
 
 # ----------------------------------------------------------------------------- evaluation
 
 
-@partial(jax.jit, static_argnames=("structures",))
-def _evaluate_rho(rho, coefs, *, structures):
+@partial(jax.jit, static_argnames=("structures", "diagonal"))
+def _evaluate(z1, z2, coefs, *, structures, diagonal):
+    from .inputs import covariance
+
+    rho, _ = covariance(z1, jnp.ones(z1.shape[0]), z2, jnp.ones(z2.shape[0]), diagonal, xp=jnp)
     return tuple(chebyshev.series(rho, A, B, s) for (A, B), s in zip(coefs, structures))
+
+
+def panel(q):
+    """The panel index floor(log(q) / PANEL_WIDTH) of each variance (int array)."""
+    return np.floor(np.log(np.asarray(q, dtype=np.float64)) / PANEL_WIDTH).astype(np.int64)
+
+
+def _basis(q, s_range, n_s):
+    s0, s1 = s_range
+    x = (2.0 * np.log(np.asarray(q, dtype=np.float64)) - (s0 + s1)) / (s1 - s0)
+    return chebyshev.basis(np.clip(x, -1.0, 1.0), n_s)
 
 
 @dataclass
 class FlowTable:
-    """The tabulated flow map at depth time ``T``; build it with :func:`tabulate`.
+    """The tabulated flow map at depth time ``T`` on one pair of panels; build it with
+    :func:`table`.
 
-    Attributes: ``s_range`` (s_min, s_max) of the log-variances covered; ``n_s`` nodes per
-    log-variance axis; ``coefficients``: {output: {part: Chebyshev tensor (n_s, n_s, n_rho)}}
-    for the outputs "nngp" (and "ntk") and the parts of :data:`PARTS` that were tabulated;
-    ``info``: dict with ``n_s``, ``n_rho``, ``terms`` and ``degree`` (per compressed series),
-    ``error_estimate`` (relative to the largest tabulated value), ``max_value``.
+    Attributes: ``panels`` (i, j); ``s_rows``, ``s_cols`` the log-variance ranges covered by
+    rows and columns; ``n_s`` nodes per log-variance axis; ``coefficients``: {output: {part:
+    Chebyshev tensor (n_s, n_s, n_rho)}} for the outputs "nngp" (and "ntk") and the parts of
+    :data:`PARTS` that were tabulated; ``activation``: the one integrated (for quadrature
+    activations, at the Mehler order the table needed); ``info``: dict with ``n_s``,
+    ``n_rho``, ``order``, ``terms`` and ``degree`` (per compressed series), ``error_estimate``
+    (relative to the largest tabulated value), ``max_value``.
     """
 
     T: float
     activation: object
-    s_range: tuple
+    panels: tuple
+    s_rows: tuple
+    s_cols: tuple
     n_s: int
     coefficients: dict
-    data_basis: np.ndarray
     tol: float
     maxima: dict
     info: dict = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False)
 
-    def basis(self, q):
-        s0, s1 = self.s_range
-        s = np.log(np.asarray(q, dtype=np.float64))
-        x = np.zeros_like(s) if s1 == s0 else (2.0 * s - (s0 + s1)) / (s1 - s0)
-        return chebyshev.basis(x, self.n_s)
-
-    def covers(self, q):
-        """True when all variances ``q`` are positive, finite and inside the tabulated range."""
-        q = np.asarray(q, dtype=np.float64)
-        if q.size == 0:
-            return True
-        if not (np.all(np.isfinite(q)) and np.all(q > 0)):
-            return False
-        s0, s1 = self.s_range
-        s = np.log(q)
-        slack = DEGENERATE * max(1.0, abs(s0), abs(s1))
-        return bool(s.min() >= s0 - slack and s.max() <= s1 + slack)
+    def covers(self, q_rows, q_cols):
+        """True when the row (column) variances lie in the table's row (column) panel."""
+        return bool(np.all(panel(q_rows) == self.panels[0]) and
+                    np.all(panel(q_cols) == self.panels[1]))
 
     def series(self, output, combination):
         """The compressed series of sum_p c_p C[output][p] for ``combination`` ((part, c), ...)."""
         key = (output, combination)
         if key not in self._cache:
             if output not in self.coefficients:
-                raise ValueError(f"this table has no {output} part (tabulate(..., ntk=True))")
+                raise ValueError(f"this table has no {output} part (table(..., ntk=True))")
             parts = self.coefficients[output]
             for part, _ in combination:
                 if part not in parts:
-                    raise ValueError(f"this table has no {part!r} part (tabulate(..., "
+                    raise ValueError(f"this table has no {part!r} part (table(..., "
                                      "derivatives=True))")
             C = sum(c * parts[p] for p, c in combination)
             budget = self.tol * sum(abs(c) * self.maxima[output][p] for p, c in combination)
-            comp = _compress(C, self.data_basis, budget)
+            comp = _compress(C, budget)
             self._cache[key] = comp
             self.info["terms"][f"{output}:{combination}"] = int(sum(comp.structure))
             self.info["degree"][f"{output}:{combination}"] = len(comp.structure) - 1
         return self._cache[key]
 
-    def evaluate_tile(self, q11, q22, rho, requests):
+    def evaluate_tile(self, z1, n1, z2, n2, requests, diagonal=False):
         """Tabulated functions at the pairs of a tile.
 
         Parameters
         ----------
-        q11 : array (b1,)
-            Row variances (inside :meth:`covers`).
-        q22 : array (b2,)
-            Column variances.
-        rho : array (b1, b2)
-            Input correlations in [-1, 1].
+        z1, n1 : arrays (b1, k), (b1,)
+            Row features (unit directions and norms, :func:`resgp.core.inputs.features`); rows
+            with zero norm are padding (their outputs are meaningless).
+        z2, n2 : arrays (b2, k), (b2,)
+            Column features.
         requests : sequence of (output, combination)
             What to evaluate, e.g. ``("nngp", (("value", 1.0),))``.
+        diagonal : bool
+            A diagonal tile of K(X, X) (correlations exactly 1 on its diagonal).
 
         Returns
         -------
-        list of NumPy arrays (b1, b2), one per request.
+        list of arrays (b1, b2), one per request.
         """
-        U1, U2 = self.basis(q11), self.basis(q22)
+        q1, q2 = n1 * n1, n2 * n2
+        U1 = _basis(np.where(q1 > 0, q1, math.exp(self.s_rows[0])), self.s_rows, self.n_s)
+        U2 = _basis(np.where(q2 > 0, q2, math.exp(self.s_cols[0])), self.s_cols, self.n_s)
         coefs, structures = [], []
         for output, combination in requests:
             comp = self.series(output, combination)
-            coefs.append(((comp.signs[:, None] * (U1 @ comp.vectors).T),
-                          (U2 @ comp.vectors).T))
+            coefs.append(((U1 @ comp.left).T, (U2 @ comp.right).T))
             structures.append(comp.structure)
         with float64():
-            out = _evaluate_rho(jnp.asarray(rho),
-                                tuple((jnp.asarray(a), jnp.asarray(b)) for a, b in coefs),
-                                structures=tuple(structures))
-            return [np.asarray(o) for o in out]
+            return _evaluate(jnp.asarray(z1), jnp.asarray(z2),
+                             tuple((jnp.asarray(a), jnp.asarray(b)) for a, b in coefs),
+                             structures=tuple(structures), diagonal=bool(diagonal))
 
 
-def tabulate(q, *, T, activation, ntk=False, tol=TOL, derivatives=False):
-    """Tabulate the flow map for inputs whose variances are ``q``.
+def _top_variance(act, T, q):
+    """q_T of the variance q (the largest a panel's flow reaches: q_T grows with q_0)."""
+    from .diagonal import diagonal
+
+    values = diagonal(act, T, np.array([q]), rtol=1e-8, atol=1e-8)
+    return float(values[0][0])
+
+
+def _order_for(act, T, q_hi):
+    """The activation at the smallest Mehler order whose range covers the flow from q_hi;
+    None when none of :data:`ORDERS` does."""
+    if act.quadrature is None:
+        return act
+    from .activations import at_order, series_only
+
+    top = _top_variance(act, T, q_hi) if T > 0 else q_hi
+    if not np.isfinite(top):
+        return None
+    base = act.spec[1][1]
+    for order in sorted({base, *[o for o in ORDERS if o > base]}):
+        candidate = at_order(act, order)
+        if candidate.mehler_max >= MARGIN * top:  # the ODE's trial stages may overshoot a bit
+            return series_only(candidate)
+    return None
+
+
+MARGIN = 1.05
+
+
+def table(i, j, *, T, activation, ntk=False, tol=TOL, derivatives=False):
+    """The flow map tabulated on the panels (i, j) (cached: a later call returns the same
+    table; one with ``derivatives`` also serves calls without).
 
     Parameters
     ----------
-    q : array
-        Every variance that will be evaluated (rows and columns), any shape.
+    i, j : int
+        Panels of the rows and the columns (:func:`panel`).
     T : float
         Depth time (``branch_variance``) > 0.
     activation : name, Activation or callable
     ntk : bool
         Tabulate the NTK (started at Theta_0 = q_0) as well.
     tol : float
-        Target error relative to the largest value of each table, in [1e-12, 1e-3].
+        Target error relative to the largest value of each table, in [1e-13, 1e-3].
     derivatives : bool
         Also tabulate the derivatives along the variances, the covariance and a scale of q_0
         (for gradients: a bias variance moves all three, a weight variance scales q_0).
@@ -334,29 +386,42 @@ def tabulate(q, *, T, activation, ntk=False, tol=TOL, derivatives=False):
         None when the table cannot be built (see the module docstring).
     """
     act = get_activation(activation)
-    if not (1e-12 <= float(tol) <= 1e-3):
-        raise ValueError(f"tol must be in [1e-12, 1e-3], got {tol}")
+    if not (1e-13 <= float(tol) <= 1e-3):
+        raise ValueError(f"tol must be in [1e-13, 1e-3], got {tol}")
     if ntk and act.derivative_dual is None:
         raise ValueError(f"activation {act.name!r} has no derivative dual: no NTK")
-    q = np.asarray(q, dtype=np.float64).reshape(-1)
-    if act.homogeneous or q.size == 0 or not np.all(np.isfinite(q)) or np.any(q <= 0):
+    key = (act, float(T), bool(ntk), float(tol), int(i), int(j))
+    if not derivatives and key + (True,) in _TABLES:
+        return _TABLES[key + (True,)]
+    if key + (bool(derivatives),) not in _TABLES:
+        if len(_TABLES) >= MAX_TABLES:
+            _TABLES.pop(next(iter(_TABLES)))
+        _TABLES[key + (bool(derivatives),)] = _tabulate(int(i), int(j), float(T), act, bool(ntk),
+                                                        float(tol), bool(derivatives))
+    return _TABLES[key + (bool(derivatives),)]
+
+
+_TABLES = {}
+MAX_TABLES = 256
+
+
+def _tabulate(i, j, T, act, ntk, tol, derivatives):
+    if act.homogeneous or not act.analytic:
         return None
-    s = np.log(q)
-    s0, s1 = float(s.min()), float(s.max())
-    if s1 - s0 > MAX_LOG_RANGE:
+    s_rows = (i * PANEL_WIDTH, (i + 1) * PANEL_WIDTH)
+    s_cols = (j * PANEL_WIDTH, (j + 1) * PANEL_WIDTH)
+    act = _order_for(act, T, math.exp(max(s_rows[1], s_cols[1])))
+    if act is None:
         return None
-    degenerate = (s1 - s0) <= DEGENERATE * max(1.0, abs(s0), abs(s1))
-    if degenerate:
-        s0 = s1 = 0.5 * (s0 + s1)
-    rtol = max(float(tol) * ODE_FACTOR, 1e-14)
-    levels_s = (1,) if degenerate else S_NODES
-    odd = _is_odd(act, np.exp(np.array([s0, s1])), ntk)
+    rtol = max(tol * ODE_FACTOR, 1e-14)
+    odd = _is_odd(act, np.exp(np.array([s_rows[0], s_rows[1], s_cols[0], s_cols[1]])), ntk)
     i_s = i_r = 0
     while True:
-        n_s, n_r = levels_s[i_s], RHO_NODES[i_r]
+        n_s, n_r = S_NODES[i_s], RHO_NODES[i_r]
         x = chebyshev.lobatto(n_s)
-        q_nodes = np.exp(0.5 * (s0 + s1) + 0.5 * (s1 - s0) * x) if n_s > 1 else np.exp([s0])
-        grids = _solve_grid(q_nodes, chebyshev.lobatto(n_r), T=T, act=act, ntk=ntk,
+        q_rows = np.exp(0.5 * (s_rows[0] + s_rows[1]) + 0.5 * PANEL_WIDTH * x)
+        q_cols = np.exp(0.5 * (s_cols[0] + s_cols[1]) + 0.5 * PANEL_WIDTH * x)
+        grids = _solve_grid(q_rows, q_cols, chebyshev.lobatto(n_r), T=T, act=act, ntk=ntk,
                             derivatives=derivatives, rtol=rtol, odd=odd)
         if grids is None:
             return None
@@ -372,24 +437,26 @@ def tabulate(q, *, T, activation, ntk=False, tol=TOL, derivatives=False):
                 c = chebyshev.coefficients(chebyshev.coefficients(
                     chebyshev.coefficients(g, 0), 1), 2)
                 coefs[output][part] = c
-                if scale > 0:
-                    env_s = np.maximum(env_s, np.abs(c).max(axis=(1, 2)) / scale)
+                if scale > 0:  # derivative tables to DERIVATIVE_FACTOR * tol (gradients)
+                    scale *= 1.0 if part == "value" else DERIVATIVE_FACTOR
+                    env_s = np.maximum(env_s, np.maximum(np.abs(c).max(axis=(1, 2)),
+                                                         np.abs(c).max(axis=(0, 2))) / scale)
                     env_r = np.maximum(env_r, np.abs(c).max(axis=(0, 1)) / scale)
         if peak == 0.0:
             return None
-        tail_s = float(env_s[-2:].max()) if n_s > 1 else 0.0
-        tail_r = float(env_r[-2:].max())
+        tail_s, tail_r = float(env_s[-2:].max()), float(env_r[-2:].max())
         ok_s, ok_r = tail_s <= tol, tail_r <= tol
         if ok_s and ok_r:
             break
-        if not ok_s:
-            i_s = max(i_s + 1, chebyshev.level(levels_s, chebyshev.needed(env_s, tol)))
+        if (not ok_s and i_s == len(S_NODES) - 1) or (not ok_r and i_r == len(RHO_NODES) - 1):
+            return None  # the cap did not converge
+        if not ok_s:  # the predicted size, at most the cap (tried once before giving up)
+            i_s = min(max(i_s + 1, chebyshev.level(S_NODES, chebyshev.needed(env_s, tol))),
+                      len(S_NODES) - 1)
         if not ok_r:
-            i_r = max(i_r + 1, chebyshev.level(RHO_NODES, chebyshev.needed(env_r, tol)))
-        if i_s >= len(levels_s) or i_r >= len(RHO_NODES):
-            return None
-    x_data = (2.0 * s - (s0 + s1)) / (s1 - s0) if not degenerate else 0.0 * s
-    U = chebyshev.basis(x_data, n_s)
+            i_r = min(max(i_r + 1, chebyshev.level(RHO_NODES, chebyshev.needed(env_r, tol))),
+                      len(RHO_NODES) - 1)
     info = {"n_s": n_s, "n_rho": n_r, "terms": {}, "degree": {}, "max_value": peak,
+            "order": act.spec[1][1] if act.quadrature is not None else None,
             "error_estimate": 2.0 * max(tail_s, tail_r) + tol + rtol}
-    return FlowTable(float(T), act, (s0, s1), n_s, coefs, U, float(tol), maxima, info)
+    return FlowTable(T, act, (i, j), s_rows, s_cols, n_s, coefs, tol, maxima, info)

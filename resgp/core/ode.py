@@ -34,8 +34,8 @@ from scipy.integrate import DOP853 as _DOP853
 __all__ = ["solve", "check_status", "check_tolerances", "RTOL", "ATOL", "MAX_STEPS",
            "OK", "TOO_MANY_STEPS", "NOT_FINITE"]
 
-RTOL = 1e-10
-ATOL = 1e-12
+RTOL = 1e-12
+ATOL = 1e-13
 MAX_STEPS = 2000
 OK, TOO_MANY_STEPS, NOT_FINITE = 0, 1, 2
 

@@ -49,8 +49,12 @@ def velocity(activation, q_aa, q_bb, q_ab, theta=None):
 
 
 def diagonal_velocity(activation, q, theta=None):
-    """:func:`velocity` of the pairs (a, a): variances ``q`` (and NTK diagonal ``theta``)."""
-    return velocity(activation, q, q, q, theta)
+    """:func:`velocity` of the pairs (a, a): variances ``q`` (and NTK diagonal ``theta``); by
+    the activation's 1-D ``variance_duals`` where it has them (quadrature activations)."""
+    if activation.variance_duals is None:
+        return velocity(activation, q, q, q, theta)
+    v, v_d = activation.variance_duals(q)
+    return v, (None if theta is None else v + theta * v_d)
 
 
 def layer(activation, q_aa, q_bb, q_ab, theta, skip, gain, shift):

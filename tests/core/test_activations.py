@@ -97,18 +97,30 @@ def test_leaky_relu_is_abrelu_and_relu_special_cases():
     assert abs(_dual(act.RELU, 1.0, 1.0, 0.0, True) - 0.25) < 1e-16
 
 
-@pytest.mark.parametrize("q, order, bound", [(1.0, 128, 1e-13), (4.0, 128, 1e-7), (4.0, 200, 1e-9)])
-def test_quadrature_accuracy_as_documented(q, order, bound):
-    """E[tanh(u)^2] (rho = 1, the worst case) against adaptive quadrature: the table in
-    resgp.core.activations' docstring."""
-    want = scipy.integrate.quad(
-        lambda x: np.tanh(np.sqrt(q) * x) ** 2 * np.exp(-x * x / 2) / np.sqrt(2 * np.pi),
-        -40, 40, epsabs=1e-16, epsrel=1e-13, limit=500, points=[0])[0]
-    err = abs(_dual(act.tanh(order), q, q, q) - want) / want
-    assert err < bound, err
-    # and more terms help where the series is not converged yet
-    if q == 4.0 and order == 128:
-        assert abs(_dual(act.tanh(64), q, q, q) - want) / want > 10 * err
+@pytest.mark.parametrize("q", [1.0, 4.0, 25.0, 1e4])
+@pytest.mark.parametrize("order", [64, 256])
+def test_tanh_accurate_at_every_variance_and_order(q, order):
+    """E[tanh(u)^2] and E[sech^2(u)^2] (rho = 1, the worst case for the Mehler series) against
+    adaptive quadrature: 1e-12 whatever the order, which only moves where the graded rule
+    takes over (mehler_max)."""
+    for deriv, f in ((False, lambda u: np.tanh(u) ** 2), (True, lambda u: np.cosh(u) ** -4)):
+        want = scipy.integrate.quad(
+            lambda x: f(np.sqrt(q) * x) * np.exp(-x * x / 2) / np.sqrt(2 * np.pi),
+            -40, 40, epsabs=1e-17, epsrel=1e-14, limit=1000,
+            points=[0] + [s / np.sqrt(q) for s in (-8, -2, -0.5, 0.5, 2, 8)])[0]
+        err = abs(_dual(act.tanh(order), q, q, q, deriv) - want) / want
+        assert err < 1e-12, (deriv, err)
+
+
+def test_mehler_range_is_where_the_series_meets_the_target():
+    """Below mehler_max the Mehler series alone meets the target at rho = 1; just above it
+    does not (so the switch is placed where it is needed, not earlier or later)."""
+    from resgp.core import quadrature
+
+    a = act.tanh(128)
+    for q, ok in ((a.mehler_max, True), (2.0 * a.mehler_max, False)):
+        tail = quadrature.mehler_tail(act._tanh_derivative, q, 128)[0]
+        assert (tail <= act.BUILTIN_TARGET) == ok, (q, tail)
 
 
 def test_callable_gradient_derivative_matches_explicit():
