@@ -10,6 +10,9 @@ from .core.activations import (  # noqa: F401
     FACTORIES,
     GELU,
     RELU,
+    REQU,
+    SIGN,
+    STEP,
     Activation,
     abrelu,
     erf,
@@ -18,20 +21,15 @@ from .core.activations import (  # noqa: F401
     gelu_dual,
     get_activation,
     leaky_relu,
+    rectified_monomial,
     relu_derivative_dual,
     relu_dual,
-    sin,
-    tanh,
-)
-from .core.arc_cosine import (  # noqa: F401  (after core.activations, which imports it)
-    REQU,
-    SIGN,
-    STEP,
-    rectified_monomial,
     requ_derivative_dual,
     requ_dual,
     sign_dual,
+    sin,
     step_dual,
+    tanh,
 )
 
 __all__ = ["ACTIVATIONS", "Activation", "abrelu", "erf", "from_callable", "get_activation",

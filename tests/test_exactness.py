@@ -331,7 +331,7 @@ MP_1D = [(n, p) for n in ref_duals.REFERENCE
 
 @pytest.mark.parametrize("name,point", MP_1D)
 def test_numpy_rule_matches_mpmath_1d(name, point):
-    """The NumPy rule against mpmath (30 digits) at rho = +-1 (1-D integrals), to 1e-15."""
+    """The NumPy rule against mpmath (30 digits) at rho = +-1 (1-D integrals), to 2e-15."""
     act = ref_duals.reference(name)
     m = ref_duals.pair_moments(act, *point, derivative=act.df is not None, gram=False)
     for derivative, got in ((False, m.v), (True, m.dv)):
@@ -341,13 +341,13 @@ def test_numpy_rule_matches_mpmath_1d(name, point):
         want = ref_duals.mp_expect(fn, fn, *point, kind=act.kind, method="gauss-legendre")
         scale = mpmath.sqrt(_mp_diagonal(name, point[0], derivative)
                             * _mp_diagonal(name, point[1], derivative))
-        assert float(abs(got - want) / scale) <= 1e-15, (derivative, got, want)
+        assert float(abs(got - want) / scale) <= 2e-15, (derivative, got, want)
 
 
 @pytest.mark.parametrize("key", sorted(ref_duals.MP_2D))
 def test_numpy_rule_matches_stored_mpmath_2d(key):
     """The NumPy rule against 2-D mpmath values at 30 digits (stored: minutes each to
-    recompute, see reference.duals.MP_2D), to 1e-15."""
+    recompute, see reference.duals.MP_2D), to 2e-15 (a few float64 rounding units)."""
     name, quantity, q11, q22, q12 = ref_duals.parse_mp_key(key)
     act = ref_duals.reference(name)
     m = ref_duals.pair_moments(act, q11, q22, q12, gram=False,
@@ -357,7 +357,7 @@ def test_numpy_rule_matches_stored_mpmath_2d(key):
     d22 = ref_duals.diagonal_moments(act, q22)
     i = 1 if quantity == "dd" else 0
     err = abs(got - float(mpmath.mpf(ref_duals.MP_2D[key]))) / math.sqrt(d11[i] * d22[i])
-    assert err <= 1e-15, err
+    assert err <= 2e-15, err
 
 
 def test_stored_mpmath_value_recomputes():
@@ -367,7 +367,8 @@ def test_stored_mpmath_value_recomputes():
     act = ref_duals.reference(name)
     value = ref_duals.mp_expect(act.mp_f, act.mp_f, q11, q22, q12, kind=act.kind,
                                 method="gauss-legendre")
-    assert abs(value - mpmath.mpf(ref_duals.MP_2D[key])) <= mpmath.mpf(10) ** -26 * abs(value)
+    with mpmath.workdps(30):
+        assert abs(value - mpmath.mpf(ref_duals.MP_2D[key])) <= mpmath.mpf(10) ** -26 * abs(value)
 
 
 def test_reference_flows_self_consistent():

@@ -451,7 +451,16 @@ def _tanh_derivative(x):
 
 # the rectified monomials and the sign function (arc-cosine kernels) live in their own module,
 # which imports the angle helpers above: imported here, after everything it needs is defined
-from .arc_cosine import REQU, SIGN, STEP, rectified_monomial  # noqa: E402
+from .arc_cosine import (  # noqa: E402, F401  (re-exported by resgp.activations)
+    REQU,
+    SIGN,
+    STEP,
+    rectified_monomial,
+    requ_derivative_dual,
+    requ_dual,
+    sign_dual,
+    step_dual,
+)
 
 ACTIVATIONS = {
     "relu": RELU,
