@@ -30,14 +30,15 @@ demo: $(VENV)/.installed
 PYTEST = -m pytest -q -p no:cacheprovider
 test: $(VENV)/.installed
 	$(VENV)/bin/python $(PYTEST) tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py tests/test_makefile.py
-	$(VENV)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_estimators.py tests/experiments tests/test_exactness.py
+	$(VENV)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_estimators.py tests/experiments
+	$(VENV)/bin/python $(PYTEST) tests/test_exactness.py
 	$(VENV)/bin/python $(PYTEST) tests/gpjax
 	$(VENV)/bin/python $(PYTEST) tests/nt
 
 test-newest-jax: $(NEWEST)/.installed
 	$(NEWEST)/bin/python -c "import jax; print('core tests on jax', jax.__version__)"
 	$(NEWEST)/bin/python $(PYTEST) tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py
-	$(NEWEST)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_estimators.py tests/experiments tests/test_exactness.py
+	$(NEWEST)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_estimators.py tests/experiments
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/compare_kernels.py

@@ -82,7 +82,7 @@ def test_large_inputs_tiled_and_symmetric(monkeypatch, normal_inputs):
     """Several tiles (shrunk tile sizes): the same matrix as one tile, exactly symmetric."""
     X = normal_inputs(40, 5, seed=4)
     one = resgp.resnet_nngp(X, activation="gelu", rtol=1e-12)
-    monkeypatch.setattr(engine, "ODE_TILE", 16)
+    monkeypatch.setattr(engine, "PAIR_CHUNK", 16)
     monkeypatch.setattr(engine, "TABLE_TILE", 16)  # gelu takes the tabulated flow map
     assert len(tiling.blocks(40, engine.TABLE_TILE)) == 3  # really tiled
     tiled = resgp.resnet_nngp(X, activation="gelu", rtol=1e-12)

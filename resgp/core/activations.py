@@ -94,15 +94,34 @@ def _correlation(q11, q22, q12):
 _clip_unit = quadrature.clip_unit
 
 
+def _two_product(x, y):
+    """x y = p + e exactly (Dekker's error-free product, by Veltkamp splitting)."""
+    def split(z):
+        t = 134217729.0 * z  # 2^27 + 1
+        hi = t - (t - z)
+        return hi, z - hi
+
+    p = x * y
+    (xh, xl), (yh, yl) = split(x), split(y)
+    return p, ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
+
+
 def _angle(q11, q22, q12):
-    """theta = angle between u and v, computed as arctan2(sqrt(q11 q22 - q12^2), q12) after
-    dividing by max(q11, q22): exactly 0 when q12 = q11 = q22 (arccos of the rounded correlation
-    would give ~1e-8 there), no overflow for huge variances; pi/2 where a variance is 0."""
+    """theta = angle between u and v: arctan2(sqrt(q11 q22 - q12^2), q12), the gap
+    q11 q22 - q12^2 by error-free products after scaling by a power of two (exact): accurate to
+    rounding for nearly parallel pairs (theta ~ 1e-7 keeps its digits), no overflow for huge
+    variances; exactly 0 when |q12| >= sqrt(q11) sqrt(q22) (how the flows snap parallel
+    pairs, also for unequal variances); pi/2 where a variance is 0."""
     m = jnp.maximum(q11, q22)
-    safe = jnp.where(m > 0, m, 1.0)
-    a, b, c = q11 / safe, q22 / safe, q12 / safe
-    gap = jnp.maximum(a * b - c * c, 0.0)
-    return jnp.where(m > 0, jnp.arctan2(jnp.sqrt(gap), c), 0.5 * jnp.pi)
+    _, exponent = jnp.frexp(jnp.where(m > 0, m, 1.0))
+    scale = jnp.ldexp(jnp.ones_like(m), -exponent)
+    a, b, c = q11 * scale, q22 * scale, q12 * scale
+    (p1, e1), (p2, e2) = _two_product(a, b), _two_product(c, c)
+    gap = (p1 - p2) + (e1 - e2)
+    parallel = jnp.abs(q12) >= jnp.sqrt(q11) * jnp.sqrt(q22)
+    gap = jnp.where(parallel, 0.0, jnp.maximum(gap, 0.0))
+    both = (q11 > 0) & (q22 > 0)
+    return jnp.where(both, jnp.arctan2(jnp.sqrt(gap), c), 0.5 * jnp.pi)
 
 
 _smooth_angle = jax.custom_jvp(_angle)
@@ -400,6 +419,26 @@ def series_only(act: Activation) -> Activation:
     return Activation(act.name, quadrature.mehler(fn, fn, order), False,
                       quadrature.mehler(deriv, deriv, order), fn, act.spec, True,
                       quadrature=act.quadrature, mehler_max=act.mehler_max)
+
+
+SERIES_ORDERS = (256, 512, 1024)  # the Mehler orders a caller may switch to (series_for)
+SERIES_MARGIN = 1.05  # over the largest variance: an ODE's trial stages may overshoot a bit
+
+
+def series_for(act: Activation, q_top: float):
+    """``act`` as the Mehler series alone, at the smallest order (its own or one of
+    :data:`SERIES_ORDERS`) whose ``mehler_max`` covers ``SERIES_MARGIN * q_top``; None when
+    none does (then only the graded rule is accurate there); itself for closed forms."""
+    if act.quadrature is None:
+        return act
+    if not np.isfinite(q_top):
+        return None
+    base = act.spec[1][1]
+    for order in sorted({base, *[o for o in SERIES_ORDERS if o > base]}):
+        candidate = at_order(act, order)
+        if candidate.mehler_max >= SERIES_MARGIN * q_top:
+            return series_only(candidate)
+    return None
 
 
 def from_callable(fn: Callable, *, name: str | None = None, order: int = DEFAULT_ORDER,

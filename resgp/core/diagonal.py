@@ -41,7 +41,8 @@ def _solve_host(q, T, act, ntk, rtol, atol, theta=None):
                 T, jnp.asarray(q), jnp.asarray(theta))
             limit.host_status(info, f"the diagonal flow of activation {act.name!r}")
             return (np.asarray(y[0]), np.asarray(y[1])), None
-        padded = np.ones(bucket(q.size))  # a few compiled shapes; each entry its own scale
+        padded = np.full(bucket(q.size), q[0] if q.size else 1.0)  # a few compiled shapes;
+        # each entry its own scale; the padding repeats a real variance (one that reaches T)
         padded[: q.size] = q
         y, S, info = _solve(jnp.asarray(padded), jnp.float64(T), act=act, ntk=ntk, rtol=rtol,
                             atol=atol)
@@ -104,14 +105,18 @@ PANEL_WIDTH = 1.0  # the panels of resgp.core.flow_table (log q)
 def _panel(act, T, ntk, tol, k):
     """Chebyshev series (q_T, dq_T/dq_0, Theta_T, dTheta_T/dq_0) in x in [-1, 1] on the panel
     [k W, (k + 1) W] of log q, accepted when the last coefficients of every output fall below
-    tol * max|output|; None when 8 * NODES nodes do not suffice."""
+    tol * max|output|; None when 8 * NODES nodes do not suffice or the flow of the panel's
+    variances does not reach T."""
     lo, hi = k * PANEL_WIDTH, (k + 1) * PANEL_WIDTH
     nodes = NODES
     while nodes <= 8 * NODES:
         t = chebyshev.lobatto(nodes + 1)
         qn = np.exp(0.5 * (lo + hi) + 0.5 * (hi - lo) * t)
-        (yq, yt), (sq, st) = _solve_host(qn, T, act, ntk, max(tol / 100, 1e-14),
-                                         max(tol / 100, 1e-14))
+        try:
+            (yq, yt), (sq, st) = _solve_host(qn, T, act, ntk, max(tol / 100, 1e-14),
+                                             max(tol / 100, 1e-14))
+        except (RuntimeError, FloatingPointError):  # the panel's flow fails (ReQU blows up
+            return None                             # from its larger variances): solve directly
         values = [yq, sq] + ([yt, st] if ntk else [np.zeros_like(yq)] * 2)
         series = [np.polynomial.chebyshev.Chebyshev.fit(t, v, nodes) for v in values]
         if all(np.abs(c.coef[-3:]).max() <= tol * max(np.abs(v).max(), 1e-300)

@@ -29,16 +29,18 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import flow_table, limit, recursion, relu_flow
-from .activations import RELU
+from .activations import RELU, SERIES_MARGIN, SERIES_ORDERS, at_order, series_for
 from .diagonal import diagonal as _diagonal_flow
-from .inputs import covariance, features
-from .tiling import tiled
+from .inputs import covariance, features, pair_correlations
+from .tiling import bucket, tiled
 from .velocity import diagonal_velocity, velocity
 from .x64 import float64
 
-__all__ = ["gram", "diagonal", "gram_and_gradients", "ODE_TILE", "TABLE_TILE"]
+__all__ = ["gram", "diagonal", "gram_and_gradients", "PAIR_CHUNK", "TABLE_TILE",
+           "MAX_GRADED_PAIRS"]
 
-ODE_TILE = 512  # pairs integrated together (only tiles on and above the diagonal)
+PAIR_CHUNK = 4096  # pairs integrated together (each with its own steps)
+MAX_GRADED_PAIRS = 20_000  # pairs whose duals need the graded rule (a clear error beyond)
 TABLE_TILE = 512  # table evaluations: the column-side factors stay in cache
 
 
@@ -91,6 +93,69 @@ def _recursion_tile(z1, n1, z2, n2, layers, b, w, T, *, act, ntk, diagonal, name
             _layers_tangent(name, layers, architecture, T),)
         stack.append(jax.jvp(f, (q_aa, q_bb, q_ab, layers), tangent)[1])
     return jnp.stack(stack)
+
+
+@partial(jax.jit, static_argnames=("act", "ntk", "names", "architecture"))
+def _recursion_pairs(q_aa, q_bb, q_ab, layers, b, w, T, *, act, ntk, names, architecture):
+    """:func:`_recursion_tile` for flat (P,) pairs, (1 + len(names), P): the entries of a tile
+    that need the costly graded rule, and no others."""
+
+    def one(a, c, ab):
+        def f(a, c, ab, layers):
+            out = recursion.run(act, a[None], c[None], ab[None, None],
+                                ab[None, None] if ntk else None, layers)
+            return (out[1] if ntk else out[0])[0, 0]
+
+        stack = [f(a, c, ab, layers)]
+        for name in names:
+            tangent = _q0_tangent(name, a, c, ab, b, w) + (
+                _layers_tangent(name, layers, architecture, T),)
+            stack.append(jax.jvp(f, (a, c, ab, layers), tangent)[1])
+        return jnp.stack(stack)
+
+    return jax.vmap(one)(q_aa, q_bb, q_ab).T
+
+
+@partial(jax.jit, static_argnames=("act",))
+def _recursion_tops(n, layers, *, act):
+    """The largest variance of each input over the layers (1-D duals)."""
+    def step(carry, schedule):
+        q, top = carry
+        s, g, c = schedule
+        q = s * q + g * diagonal_velocity(act, q)[0] + c
+        return (q, jnp.maximum(top, q)), None
+
+    (_, top), _ = jax.lax.scan(step, (n * n, n * n), layers)
+    return top
+
+
+def _recursion_tile_host(z1, n1, z2, n2, *, diagonal, rules, layers, **kwargs):
+    """The finite-depth tile with the cheapest rule that every entry's variances allow: each
+    needed rule computes the tile, and each entry takes its own (its value depends on its own
+    inputs only)."""
+    if len(rules) == 1:
+        return _recursion_tile(z1, n1, z2, n2, layers, diagonal=diagonal, act=rules[0],
+                               **kwargs)
+    with float64():
+        k = [_rule_index(rules, np.asarray(_recursion_tops(jnp.asarray(n), layers, act=rules[-1])))
+             for n in (n1, n2)]
+    k = np.maximum(k[0][:, None], k[1][None, :])
+    out = None
+    for r in np.unique(k):
+        if r < len(rules) - 1 or out is None:
+            tile = np.array(_recursion_tile(z1, n1, z2, n2, layers, diagonal=diagonal,
+                                            act=rules[min(r, len(rules) - 2)], **kwargs))
+            out = tile if out is None else np.where(k == r, tile, out)
+    if np.any(k == len(rules) - 1):  # the graded rule: only for the entries that need it
+        I, J = np.nonzero(k == len(rules) - 1)
+        rho = np.where(diagonal & (I == J), 1.0, pair_correlations(z1[I], z2[J]))
+        pad = np.concatenate([np.arange(I.size), np.zeros(_pair_bucket(I.size) - I.size, int)])
+        qa, qb, qab = (n1[I] ** 2)[pad], (n2[J] ** 2)[pad], (n1[I] * n2[J] * rho)[pad]
+        values = _recursion_pairs(qa, qb, qab, layers, kwargs["b"], kwargs["w"], kwargs["T"],
+                                  act=rules[-1], ntk=kwargs["ntk"], names=kwargs["names"],
+                                  architecture=kwargs["architecture"])
+        out[:, I, J] = np.asarray(values)[:, :I.size]
+    return out
 
 
 @partial(jax.jit, static_argnames=("act", "ntk"))
@@ -163,80 +228,160 @@ def _relu_tile(z1, n1, z2, n2, *, diagonal, coefs, T, b, w, names):
 # ----------------------------------------------------------------------------- pair flow
 
 
-@partial(jax.jit, static_argnames=("act", "ntk", "diagonal", "names", "rtol", "atol"))
-def _pair_tile(z1, n1, z2, n2, T, b, w, *, act, ntk, diagonal, names, rtol, atol):
-    _, q_ab = covariance(z1, n1, z2, n2, diagonal, xp=jnp)
-    q_aa, q_bb = n1 * n1, n2 * n2
-    # both input-layer directions ride along whenever any does: the same program (and so the
-    # same rounding) whichever of them is asked for
-    inner = ("bias_variance", "weight_variance")
-    tangents = None
-    if any(nm in inner for nm in names):
-        directions = [_q0_tangent(nm, q_aa, q_bb, q_ab, b, w) for nm in inner]
-        tangents = tuple(jnp.stack(x) for x in zip(*directions))
-        tangents = tangents + (tangents[2] if ntk else jnp.zeros_like(tangents[2]),)
-    y, S, info = _each_pair(act, T, q_aa, q_bb, q_ab, ntk, rtol, atol, tangents)
-    if diagonal:  # the pairs (a, a) are the variances, exactly
-        idx = jnp.diag_indices(q_aa.shape[0])
-        y = (y[0], y[1], y[2].at[idx].set(jnp.diagonal(y[0])), y[3])
-        if S is not None:
-            S = (S[0], S[1], S[2].at[(slice(None),) + idx].set(
-                jnp.diagonal(S[0], axis1=1, axis2=2)), S[3])
-    part = 3 if ntk else 2
-    K = y[part]
-    stack = [K]
-    for name in names:
-        if name == "branch_variance":
-            v = velocity(act, y[0], y[1], y[2], y[3] if ntk else None)
-            stack.append(v[1] if ntk else v[0])
-        else:
-            stack.append(S[part][inner.index(name)])
-    return jnp.stack(stack), info["status"]
+_INNER = ("bias_variance", "weight_variance")  # the input-layer directions (tangents of q_0)
+_EVERY = ("branch_variance",) + _INNER
 
 
-def _each_pair(act, T, q_aa, q_bb, q_ab, ntk, rtol, atol, tangents):
-    """The pair flow of every pair of a tile with its OWN steps (vmapped over the pairs): a
-    pair's value never depends on the other pairs of the batch. Returns the state with the
-    variances broadcast to the tile, (q_aa (b1, b2), q_bb, q_ab, theta), its tangents and
-    the worst status."""
-    b1, b2 = q_ab.shape
-    a = jnp.broadcast_to(q_aa[:, None], (b1, b2)).reshape(-1)
-    c = jnp.broadcast_to(q_bb[None, :], (b1, b2)).reshape(-1)
-    ab = q_ab.reshape(-1)
-    if tangents is not None:
-        k = tangents[0].shape[0]
-        flat = (jnp.broadcast_to(tangents[0][:, :, None], (k, b1, b2)).reshape(k, -1),
-                jnp.broadcast_to(tangents[1][:, None, :], (k, b1, b2)).reshape(k, -1),
-                tangents[2].reshape(k, -1), tangents[3].reshape(k, -1))
+@partial(jax.jit, static_argnames=("act", "ntk", "names", "rtol", "atol"))
+def _pair_chunk(q_aa, q_bb, q_ab, parallel, T, b, w, *, act, ntk, names, rtol, atol):
+    """The pair flow of P pairs given flat (P,) covariances, each pair with its OWN steps
+    (``vmap`` over the pairs: a pair's value never depends on the others); ``parallel``
+    flags the pairs kept exactly parallel (:func:`resgp.core.limit.pair_flow`). Returns
+    (1 + len(names), P) values and derivatives, and the worst solver status."""
 
-    def one(a, c, ab, t):
-        tan = None if t is None else (t[0][:, None], t[1][:, None], t[2][:, None, None],
-                                      t[3][:, None, None])
+    def one(a, c, ab, par):
+        tangents = None
+        if any(nm in _INNER for nm in names):  # both directions whenever any is asked for
+            d = [_q0_tangent(nm, a, c, ab, b, w) for nm in _INNER]
+            pair = jnp.stack([x[2] for x in d])[:, None, None]
+            tangents = (jnp.stack([x[0] for x in d])[:, None],
+                        jnp.stack([x[1] for x in d])[:, None], pair,
+                        pair if ntk else jnp.zeros_like(pair))
         y, S, info = limit.pair_flow(act, T, a[None], c[None], ab[None, None],
                                      ab[None, None] if ntk else None, rtol=rtol, atol=atol,
-                                     tangents=tan)
-        y = (y[0][0], y[1][0], y[2][0, 0], y[3][0, 0])
-        S = None if S is None else (S[0][:, 0], S[1][:, 0], S[2][:, 0, 0], S[3][:, 0, 0])
-        return y, S, info["status"]
+                                     tangents=tangents, parallel=par[None, None])
+        part = 3 if ntk else 2
+        out = [y[part][0, 0]]
+        for name in names:
+            if name == "branch_variance":
+                v = velocity(act, y[0][:, None], y[1][None, :], y[2], y[3] if ntk else None)
+                out.append((v[1] if ntk else v[0])[0, 0])
+            else:
+                out.append(S[part][_INNER.index(name), 0, 0])
+        return jnp.stack(out), info["status"]
 
-    if tangents is None:
-        y, _, status = jax.vmap(lambda a, c, ab: one(a, c, ab, None))(a, c, ab)
-        S = None
+    out, status = jax.vmap(one)(q_aa, q_bb, q_ab, parallel)
+    return out.T, jnp.max(status)
+
+
+def _pair_bucket(count):
+    """Padded chunk size: powers of two from 16 up to PAIR_CHUNK (few compiled shapes)."""
+    return min(PAIR_CHUNK, max(16, 1 << (count - 1).bit_length()))
+
+
+def _series_rules(act):
+    """The rules of a quadrature activation, cheapest first: its Mehler series alone at each
+    order of SERIES_ORDERS from its own (each accurate up to its ``mehler_max``), then ``act``
+    itself (the graded rule beyond). [act] for closed forms."""
+    if act.quadrature is None or not np.isfinite(act.mehler_max):
+        return [act]
+    orders = sorted({act.spec[1][1], *[o for o in SERIES_ORDERS if o > act.spec[1][1]]})
+    return [series_for(at_order(act, order), 0.0) for order in orders] + [act]
+
+
+def _rule_index(rules, tops):
+    """Per input: the first rule whose range covers SERIES_MARGIN * its largest variance. A
+    pair takes the larger index of its two inputs: it depends on its own variances only."""
+    limits = [r.mehler_max / SERIES_MARGIN for r in rules[:-1]]
+    return np.searchsorted(np.asarray(limits), np.asarray(tops), side="left")
+
+
+def _pair_rules(net, n1, n2, I, J):
+    """[(activation, pair indices)]: the rule each pair's duals need along its flow. For a
+    quadrature activation the variances grow along the flow, so a pair's largest variance is
+    max(q_T(a), q_T(b)). A clear error when more than MAX_GRADED_PAIRS need the graded rule."""
+    rules = _series_rules(net.activation)
+    if len(rules) == 1:
+        return [(rules[0], np.arange(I.size))]
+    tops = [_diagonal_flow(net.activation, net.branch_variance, n * n, rtol=net.rtol,
+                           atol=net.atol)[0] for n in (n1, n2)]
+    k = np.maximum(_rule_index(rules, tops[0])[I], _rule_index(rules, tops[1])[J])
+    count = int(np.sum(k == len(rules) - 1))
+    if count > MAX_GRADED_PAIRS:
+        hi = np.maximum(tops[0][I], tops[1][J])
+        raise ValueError(
+            f"{count} pairs of inputs reach variances above {rules[-2].mehler_max:.3g} along "
+            f"the infinite-depth flow (largest {hi.max():.3g}), where the duals of activation "
+            f"{net.activation.name!r} need the 2-D graded quadrature (tens of ms per pair on one "
+            f"CPU core); at most MAX_GRADED_PAIRS = {MAX_GRADED_PAIRS} are integrated. "
+            f"Standardise the inputs, or lower weight_variance, bias_variance or "
+            f"branch_variance.")
+    return [(rule, np.flatnonzero(k == r)) for r, rule in enumerate(rules) if np.any(k == r)]
+
+
+@partial(jax.jit, static_argnames=("act", "rtol", "atol"))
+def _variance_flow(q, T, *, act, rtol, atol):
+    y, _, info = limit.diagonal_flow(act, T, q, rtol=rtol, atol=atol)
+    return y[0], info["status"]
+
+
+def _check_variances(net, q):
+    """The variances' own flow must reach T before any pair is integrated: a flow that grows
+    faster than linearly (ReQU: :math:`\dot q = 3q^2/2`, :math:`q_t = q_0/(1 - 3 q_0 t/2)`)
+    blows up in finite depth time."""
+    padded = np.full(bucket(q.size), q[0])  # padding repeats a real variance
+    padded[:q.size] = q
+    qT, status = _variance_flow(padded, jnp.float64(net.branch_variance), act=net.activation,
+                                rtol=net.rtol, atol=net.atol)
+    if int(status) != 0:
+        qT = np.asarray(qT)[:q.size]
+        raise ValueError(
+            f"the variances' flow of activation {net.activation.name!r} does not reach depth "
+            f"time branch_variance = {net.branch_variance:g}: from input variances q_0 up to "
+            f"{q.max():.3g} it grew to {np.nanmax(qT):.3g} (it blows up in finite depth time); "
+            f"lower branch_variance or the scale of the inputs")
+
+
+def _pair_gram(net, f1, f2, names):
+    """K(X1, X2) (and gradients) by the pair flow of every pair, flat, PAIR_CHUNK at a time;
+    ``f2=None``: the pairs on and above the diagonal of K(X1, X1), mirrored."""
+    z1, n1 = f1
+    z2, n2 = f1 if f2 is None else f2
+    if f2 is None:  # the diagonal is the variances' own flow (below)
+        I, J = np.triu_indices(n1.size, k=1)
     else:
-        y, S, status = jax.vmap(one, in_axes=(0, 0, 0, (1, 1, 1, 1)))(a, c, ab, flat)
-        S = tuple(x.T.reshape((-1, b1, b2)) for x in S)
-    y = tuple(x.reshape(b1, b2) for x in y)
-    return y, S, {"status": jnp.max(status)}
-
-
-def _pair_tile_host(*args, names, **kwargs):
-    """One program for every request: all three derivatives are computed whenever any is asked
-    for (then picked), so a derivative is bit for bit the same whichever others come with it."""
-    every = ("branch_variance", "bias_variance", "weight_variance") if names else ()
-    out, status = _pair_tile(*args, names=every, **kwargs)
-    limit.host_status({"status": status},
-                      f"the infinite-depth flow of activation {kwargs['act'].name!r}")
-    return np.asarray(out)[[0] + [1 + every.index(n) for n in names]]
+        I, J = (x.reshape(-1) for x in np.indices((n1.size, n2.size)))
+    if net.activation.quadrature is None:
+        _check_variances(net, np.concatenate([n1, n2]) ** 2)
+    every = _EVERY if names else ()
+    pick = [0] + [1 + every.index(nm) for nm in names]
+    out = np.empty((1 + len(names), I.size))
+    # identical augmented inputs (a cross kernel's duplicated rows) ARE the diagonal: the
+    # variance's own flow, exactly as K(X, X) has it (the pair flow would meet the ReLU
+    # family's non-smooth point rho = 1 with rounding)
+    ident = (n1[I] == n2[J]) & (pair_correlations(z1[I], z2[J]) == 1.0) if f2 is not None \
+        else np.zeros(I.size, bool)
+    if ident.any():
+        rows = np.unique(I[ident])
+        diag = np.array(_diagonal_stack(net, n1[rows] ** 2, names))
+        out[:, ident] = diag[:, np.searchsorted(rows, I[ident])]
+    T = jnp.float64(net.branch_variance)
+    work = np.flatnonzero(~ident)
+    for act, idx in _pair_rules(net, n1, n2, I[work], J[work]):
+        for start in range(0, idx.size, PAIR_CHUNK):
+            sel = work[idx[start:start + PAIR_CHUNK]]
+            i, j = I[sel], J[sel]
+            rho = pair_correlations(z1[i], z2[j])
+            pad = np.concatenate([np.arange(sel.size),  # padding repeats the first pair
+                                  np.zeros(_pair_bucket(sel.size) - sel.size, np.int64)])
+            qa, qb = n1[i][pad] ** 2, n2[j][pad] ** 2
+            qab = (n1[i] * n2[j] * rho)[pad]
+            # the ReLU family keeps exactly parallel pairs parallel (degree-one homogeneous)
+            parallel = (rho[pad] == 1.0) & (act.spec is not None and act.spec[0] == "abrelu")
+            res, status = _pair_chunk(qa, qb, qab, parallel, T, net.bias_variance,
+                                      net.weight_variance, act=act, ntk=net.ntk, names=every,
+                                      rtol=net.rtol, atol=net.atol)
+            limit.host_status({"status": status},
+                              f"the infinite-depth flow of activation {act.name!r}")
+            out[:, sel] = np.asarray(res)[pick, :sel.size]
+    K = np.empty((1 + len(names), n1.size, n2.size))
+    K[:, I, J] = out
+    if f2 is None:
+        K[:, J, I] = out
+        idx = np.diag_indices(n1.size)
+        for k, values in enumerate(_diagonal_stack(net, n1 ** 2, names)):
+            K[k][idx] = values
+    return K
 
 
 # ----------------------------------------------------------------------------- flow table
@@ -268,7 +413,6 @@ def _table_gram(net, f1, f2, names):
     p1, p2 = flow_table.panel(n1 * n1), flow_table.panel(n2 * n2)
     requests = _table_requests(net, names)
     out = np.empty((1 + len(names), n1.size, n2.size))
-    pair_fn = None
     for i in np.unique(p1):
         rows = np.flatnonzero(p1 == i)
         g1 = (f1[0][rows], n1[rows])
@@ -281,13 +425,10 @@ def _table_gram(net, f1, f2, names):
             table = flow_table.table(i, j, T=net.branch_variance, activation=net.activation,
                                      ntk=net.ntk, tol=tol, derivatives=bool(names))
             if table is not None:
-                fn, tile, pad = partial(_table_tile, table=table, requests=requests), \
-                    TABLE_TILE, True
+                block = tiled(partial(_table_tile, table=table, requests=requests), g1, g2,
+                              tile=TABLE_TILE)
             else:
-                if pair_fn is None:
-                    pair_fn = _tile_function(net, names)
-                fn, tile, pad = pair_fn
-            block = tiled(fn, g1, g2, tile=tile, pad=pad)
+                block = _pair_gram(net, g1, g2, names)
             out[:, rows[:, None], cols[None, :]] = block
             if f2 is None and not same:
                 out[:, cols[:, None], rows[None, :]] = np.swapaxes(block, 1, 2)
@@ -324,19 +465,18 @@ def _diagonal_stack(net, q, names):
 
 
 def _tile_function(net, names):
-    """(tile_fn, tile, pad) for the finite-depth, ReLU and pair-flow paths."""
+    """(tile_fn, tile, pad) for the finite-depth and ReLU-angle paths (None: the pair flow)."""
     act, b, w, T = net.activation, net.bias_variance, net.weight_variance, net.branch_variance
     if not net.infinite:
         layers = tuple(jnp.asarray(x) for x in net.layers())
-        fn = partial(_recursion_tile, layers=layers, b=b, w=w, T=T if T > 0 else 1.0, act=act,
-                     ntk=net.ntk, names=names, architecture=net.architecture)
+        fn = partial(_recursion_tile_host, layers=layers, b=b, w=w, T=T if T > 0 else 1.0,
+                     rules=_series_rules(act), ntk=net.ntk, names=names,
+                     architecture=net.architecture)
         return fn, None, True
     if act is RELU and not net.ntk:
         T = jnp.float64(T)
         return partial(_relu_tile, coefs=_relu_table(T), T=T, b=b, w=w, names=names), None, True
-    fn = partial(_pair_tile_host, T=jnp.float64(T), b=b, w=w, act=act, ntk=net.ntk,
-                 names=names, rtol=net.rtol, atol=net.atol)
-    return fn, ODE_TILE, True  # padded rows (zero variances) have their own error scale
+    return None
 
 
 def _compute(net, X1, X2, names):
@@ -350,8 +490,22 @@ def _compute(net, X1, X2, names):
             out = _table_gram(net, f1, f2, names)
             if out is not None:
                 return out
-        fn, tile, pad = _tile_function(net, names)
-        return tiled(fn, f1, f2, tile=tile, pad=pad)
+        tile_fn = _tile_function(net, names)
+        if tile_fn is None:
+            return _pair_gram(net, f1, f2, names)
+        fn, tile, pad = tile_fn
+        return _finite(tiled(fn, f1, f2, tile=tile, pad=pad), net)
+
+
+def _finite(out, net):
+    """The finite-depth recursion's output, or a clear error where it overflowed (finite
+    inputs: only a variance that grows too fast, e.g. ReQU's q -> q + g 3q^2/2, overflows)."""
+    if not np.all(np.isfinite(out)):
+        raise FloatingPointError(
+            f"the kernel of activation {net.activation.name!r} at depth {net.depth} overflowed "
+            f"(the variances grow too fast through the layers); lower branch_variance or "
+            f"weight_variance, the depth, or the scale of the inputs")
+    return out
 
 
 def gram(net, X1, X2=None):
@@ -394,7 +548,14 @@ def diagonal(net, X):
     if not net.infinite:
         with float64():
             layers = tuple(jnp.asarray(x) for x in net.layers())
-            return np.asarray(_recursion_diagonal(jnp.asarray(n), layers, act=act, ntk=net.ntk))
+            rules = _series_rules(act)
+            k = _rule_index(rules, np.asarray(_recursion_tops(jnp.asarray(n), layers, act=act))) \
+                if len(rules) > 1 else np.zeros(n.size, np.int64)
+            out = np.empty(n.size)
+            for r in np.unique(k):  # each variance with the rule of its own range
+                out[k == r] = np.asarray(_recursion_diagonal(jnp.asarray(n[k == r]), layers,
+                                                             act=rules[r], ntk=net.ntk))
+            return _finite(out, net)
     if act is RELU and not net.ntk:
         return n * n * np.exp(0.5 * T)  # q_T(a, a) = q_0(a, a) e^{T/2}
     qT, thT = _diagonal_flow(act, T, n * n, ntk=net.ntk, rtol=net.rtol, atol=net.atol)

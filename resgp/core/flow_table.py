@@ -71,7 +71,6 @@ S_NODES = (9, 11, 13, 15, 17, 21, 25, 33)  # per log-variance axis; first = init
 RHO_NODES = (41, 49, 57, 65, 81, 97, 129, 161)  # in rho_0
 ODE_FACTOR = 1e-1  # the grid's ODE is solved at tol * ODE_FACTOR
 DERIVATIVE_FACTOR = 1e3  # the derivative tables' tolerance relative to the values'
-ORDERS = (256, 512, 1024)  # Mehler orders a table may use (quadrature activations)
 
 # the tabulated functions of one output ("nngp" or "ntk"): the value, d/dT, the derivatives
 # along "both variances + 1", "the covariance + 1" and "q_0 scaled"; their parity in rho_0 when
@@ -342,23 +341,12 @@ def _top_variance(act, T, q):
 
 def _order_for(act, T, q_hi):
     """The activation at the smallest Mehler order whose range covers the flow from q_hi;
-    None when none of :data:`ORDERS` does."""
+    None when none does (:func:`resgp.core.activations.series_for`)."""
     if act.quadrature is None:
         return act
-    from .activations import at_order, series_only
+    from .activations import series_for
 
-    top = _top_variance(act, T, q_hi) if T > 0 else q_hi
-    if not np.isfinite(top):
-        return None
-    base = act.spec[1][1]
-    for order in sorted({base, *[o for o in ORDERS if o > base]}):
-        candidate = at_order(act, order)
-        if candidate.mehler_max >= MARGIN * top:  # the ODE's trial stages may overshoot a bit
-            return series_only(candidate)
-    return None
-
-
-MARGIN = 1.05
+    return series_for(act, _top_variance(act, T, q_hi) if T > 0 else q_hi)
 
 
 def table(i, j, *, T, activation, ntk=False, tol=TOL, derivatives=False):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["features", "resnet_layers", "mlp_layers", "covariance"]
+__all__ = ["features", "resnet_layers", "mlp_layers", "covariance", "pair_correlations"]
 
 _ULPS = 4 * np.finfo(np.float64).eps
 
@@ -42,14 +42,23 @@ def features(X, weight_variance, bias_variance):
 def covariance(z1, n1, z2, n2, diagonal=False, xp=np):
     """(correlations, q_0) of a tile from features; ``diagonal``: a diagonal tile of K(X, X),
     whose correlations are then exactly 1 on the diagonal (the tiling makes it symmetric)."""
-    rho = xp.clip(z1 @ z2.T, -1.0, 1.0)
-    # within rounding of +-1 (identical or opposite directions, 1 - |rho| < 4 ulp) is exactly
-    # +-1: K(X, X) then equals K(X) also where a kernel is not smooth at rho = 1 (ReLU's NTK)
-    rho = xp.where(rho > 1.0 - _ULPS, 1.0, xp.where(rho < _ULPS - 1.0, -1.0, rho))
+    rho = _snap(xp.clip(z1 @ z2.T, -1.0, 1.0), xp)
     if diagonal:
         idx = xp.arange(rho.shape[0])
         rho = rho.at[idx, idx].set(1.0) if xp is not np else _set_diag(rho)
     return rho, n1[:, None] * n2[None, :] * rho
+
+
+def _snap(rho, xp):
+    """Within rounding of +-1 (identical or opposite directions, 1 - |rho| < 4 ulp) is exactly
+    +-1: K(X, X) then equals K(X) also where a kernel is not smooth at rho = 1 (ReLU's NTK)."""
+    return xp.where(rho > 1.0 - _ULPS, 1.0, xp.where(rho < _ULPS - 1.0, -1.0, rho))
+
+
+def pair_correlations(za, zb):
+    """Correlations of the row pairs (za[p], zb[p]) (P,), each from its own two rows (as in
+    :func:`covariance`)."""
+    return _snap(np.clip(np.einsum("ij,ij->i", za, zb), -1.0, 1.0), np)
 
 
 def _set_diag(rho):

@@ -70,13 +70,20 @@ def pair_scales(q_aa, q_bb, ndim=2):
     return one(q_aa), one(q_bb), one(a * b)
 
 
-def _pair_rhs(activation, symmetric, ntk):
+def _parallel(a, b, q_ab, parallel):
+    """q_ab of the pairs flagged ``parallel`` set to sqrt(q_aa) sqrt(q_bb) (None: unchanged)."""
+    if parallel is None:
+        return q_ab
+    return jnp.where(parallel, jnp.sqrt(a) * jnp.sqrt(b), q_ab)
+
+
+def _pair_rhs(activation, symmetric, ntk, parallel=None):
     def rhs(y):
         q_aa, q_bb, q_ab, theta = y
         if symmetric:  # the pairs (a, a) are the variances themselves, exactly
             q_ab = q_ab.at[jnp.diag_indices(q_aa.shape[0])].set(q_aa)
         a, b = _rows(q_aa, q_bb, q_ab.ndim)
-        q_ab = _snap(a, b, q_ab)
+        q_ab = _snap(a, b, _parallel(a, b, q_ab, parallel))
         v_ab, v_theta = velocity(activation, a, b, q_ab, theta if ntk else None)
         return (diagonal_velocity(activation, q_aa)[0], diagonal_velocity(activation, q_bb)[0],
                 v_ab, v_theta if ntk else theta)
@@ -84,7 +91,7 @@ def _pair_rhs(activation, symmetric, ntk):
 
 
 def pair_flow(activation, T, q_aa, q_bb, q_ab, theta=None, *, rtol=ode.RTOL, atol=ode.ATOL,
-              symmetric=False, tangents=None):
+              symmetric=False, tangents=None, parallel=None):
     """Integrate the pair flow to T (JAX, traceable).
 
     Parameters
@@ -108,6 +115,11 @@ def pair_flow(activation, T, q_aa, q_bb, q_ab, theta=None, *, rtol=ode.RTOL, ato
     symmetric : bool
         Rows and columns are the same inputs (N = M, ``q_bb`` = ``q_aa``): the pairs (a, a)
         then follow the variances exactly.
+    parallel : bool array like ``q_ab`` or None
+        Pairs kept exactly parallel, :math:`q_{ab} = \sqrt{q_{aa}}\sqrt{q_{bb}}` at every stage:
+        for the ReLU family (degree-one homogeneous), whose flow keeps parallel pairs
+        parallel, so that rounding never opens an angle where the derivative dual is not
+        smooth (docs/theory.md, "Nearly parallel pairs").
     tangents : tuple of 4 arrays with a leading axis k, or None
         Perturbations ``(dq_aa (k, N), dq_bb (k, M), dq_ab (k, N, M), dtheta (k, N, M))``
         (``dtheta`` zeros without the NTK).
@@ -121,9 +133,19 @@ def pair_flow(activation, T, q_aa, q_bb, q_ab, theta=None, *, rtol=ode.RTOL, ato
     ntk = theta is not None
     theta0 = theta if ntk else jnp.zeros_like(q_ab)
     s_aa, s_bb, s_ab = pair_scales(q_aa, q_bb, q_ab.ndim)
-    y, S, info = ode.solve(_pair_rhs(activation, symmetric, ntk), (q_aa, q_bb, q_ab, theta0), T,
+    y, S, info = ode.solve(_pair_rhs(activation, symmetric, ntk, parallel),
+                           (q_aa, q_bb, q_ab, theta0), T,
                            scale=(s_aa, s_bb, s_ab, s_ab), rtol=rtol, atol=atol,
                            tangents=tangents)
+    if parallel is not None:  # exactly parallel: q_ab = sqrt(q_aa q_bb), and its tangent
+        a, b = _rows(y[0], y[1], q_ab.ndim)
+        y = (y[0], y[1], _parallel(a, b, y[2], parallel), y[3])
+        if S is not None:
+            sa, sb = _rows(jnp.sqrt(y[0]), jnp.sqrt(y[1]), q_ab.ndim)
+            ta, tb = S[0].reshape(S[0].shape + (1,) * (q_ab.ndim - 1)), \
+                S[1].reshape(S[1].shape[:1] + (1,) + S[1].shape[1:] + (1,) * (q_ab.ndim - 2))
+            d = 0.5 * (ta * sb / jnp.where(sa > 0, sa, 1.0) + tb * sa / jnp.where(sb > 0, sb, 1.0))
+            S = (S[0], S[1], jnp.where(parallel, d, S[2]), S[3])
     if symmetric:  # the pairs (a, a) are the variances, exactly (not a second rounding of them)
         idx = jnp.diag_indices(q_aa.shape[0])
         y = (y[0], y[1], y[2].at[idx].set(y[0]), y[3])

@@ -42,6 +42,7 @@ PANELS = 10  # graded panels per side on [0, NEAR]
 NODES = 10  # Gauss-Legendre nodes per panel
 NEAR = 1.0  # graded region around a transition, in standard-normal units
 FAR_WIDTH = 1.0  # the widest panel beyond (the Gaussian's own scale)
+X_BLOCK = 40  # outer nodes evaluated together (the outer rule has a multiple of 40 nodes)
 
 
 # ----------------------------------------------------------------------------- Mehler
@@ -208,16 +209,20 @@ def graded(fa, fb, refine=1):
         y, wy = _offsets(0.25 / jnp.maximum(s2 * sin, 1e-300), 2.0 * LIMIT, refine)
         safe_sin = jnp.where(sin > 0, sin, 1.0)
 
-        def outer(i, acc):
-            xi = jax.lax.dynamic_index_in_dim(x, i, -1, False)
-            center = jnp.where(sin > 0, jnp.clip(-xi * cos / safe_sin, -LIMIT, LIMIT), 0.0)
-            center = jax.lax.stop_gradient(center)
-            yc = center[..., None] + y
-            gy = fb(s2[..., None] * (cos * xi)[..., None] + (s2 * sin)[..., None] * yc)
-            inner = jnp.sum(wy * _NORMAL * jnp.exp(-0.5 * yc * yc) * gy, axis=-1)
-            return acc + jax.lax.dynamic_index_in_dim(ax, i, -1, False) * inner
+        nx = x.shape[-1]
+        xb = x.reshape(x.shape[:-1] + (nx // X_BLOCK, X_BLOCK))
+        ab = ax.reshape(xb.shape)
 
-        return jax.lax.fori_loop(0, x.shape[-1], outer, jnp.zeros(shape))
+        def outer(i, acc):  # X_BLOCK outer nodes at once: (..., X_BLOCK, ny) values
+            xi = jax.lax.dynamic_index_in_dim(xb, i, -2, False)
+            center = jnp.where(sin[..., None] > 0,
+                               jnp.clip(-xi * (cos / safe_sin)[..., None], -LIMIT, LIMIT), 0.0)
+            yc = jax.lax.stop_gradient(center)[..., None] + y[..., None, :]
+            v = (s2 * cos)[..., None, None] * xi[..., None] + (s2 * sin)[..., None, None] * yc
+            inner = jnp.sum(wy[..., None, :] * _NORMAL * jnp.exp(-0.5 * yc * yc) * fb(v), axis=-1)
+            return acc + jnp.sum(jax.lax.dynamic_index_in_dim(ab, i, -2, False) * inner, axis=-1)
+
+        return jax.lax.fori_loop(0, nx // X_BLOCK, outer, jnp.zeros(shape))
 
     return value
 

@@ -185,7 +185,8 @@ def test_unknown_names_and_bad_arguments():
     with pytest.raises(TypeError, match="derivative must be callable"):
         act.from_callable(jnp.tanh, derivative=1.0)
     assert act.get_activation("TANH") is act.ACTIVATIONS["tanh"]
-    assert sorted(act.ACTIVATIONS) == ["abrelu", "erf", "gelu", "leaky_relu", "relu", "sin", "tanh"]
+    assert sorted(act.ACTIVATIONS) == ["abrelu", "erf", "gelu", "leaky_relu", "relu", "requ", "sign",
+                                     "sin", "step", "tanh"]
 
 
 def test_public_module_reexports_the_core():

@@ -13,7 +13,7 @@ import pytest
 
 from resgp.core import engine, flow_table, limit, network, tiling
 from resgp.core.activations import (Activation, at_order, erf, from_callable, get_activation,
-                                    series_only)
+                                    series_only, SERIES_MARGIN, SERIES_ORDERS)
 from resgp.core.diagonal import diagonal as diagonal_flow
 from resgp.core.inputs import features
 from resgp.core.x64 import enable_x64
@@ -61,17 +61,17 @@ def reference(q11, q22, q12, theta=None, *, T, activation, rtol=1e-13, atol=1e-1
     """(q11_T, q22_T, q12_T, theta_T or None) of the adaptive pair flow, NumPy.
 
     Quadrature activations (tanh, callables) are integrated with their Mehler series alone, at
-    the smallest order of flow_table.ORDERS whose range ``mehler_max`` covers the flow's
+    the smallest order of activations.SERIES_ORDERS whose range ``mehler_max`` covers the flow's
     variances (accurate to its target there): the graded rule beyond it is accurate too, but
     far too slow for a reference of thousands of pairs."""
     act = get_activation(activation)
     if act.quadrature is None:
         return _reference(act, q11, q22, q12, theta, T, rtol, atol, symmetric)
-    for order in sorted({act.spec[1][1], *flow_table.ORDERS}):
+    for order in sorted({act.spec[1][1], *SERIES_ORDERS}):
         series = series_only(at_order(act, order))
-        if series.mehler_max >= flow_table.MARGIN * max(np.max(q11), np.max(q22)):
+        if series.mehler_max >= SERIES_MARGIN * max(np.max(q11), np.max(q22)):
             out = _reference(series, q11, q22, q12, theta, T, rtol, atol, symmetric)
-            if flow_table.MARGIN * max(out[0].max(), out[1].max()) <= series.mehler_max:
+            if SERIES_MARGIN * max(out[0].max(), out[1].max()) <= series.mehler_max:
                 return out
     raise AssertionError("no Mehler order covers the reference flow")
 

@@ -174,9 +174,19 @@ def test_import_resgp_does_not_import_gpjax():
 @pytest.mark.parametrize("depth", [None, 5])
 @pytest.mark.parametrize("ntk", [False, True])
 def test_every_activation_depth_and_ntk_match_the_kernel_functions(X, Y, activation, depth, ntk):
-    """Same kernel as resnet_nngp / resnet_ntk for every built-in activation and depth."""
-    Xs, Ys = X[8:20] / 2.0, Y[:5]  # moderate scales: the pair ODE is integrated for each pair
+    """Same kernel as resnet_nngp / resnet_ntk for every built-in activation and depth; a clear
+    error for the NTK of an activation without a derivative dual (step, sign)."""
+    # moderate scales: the pair ODE is integrated for each pair; ReQU's variance flow
+    # q' = 3 q^2 / 2 must not blow up before T = 0.7 (q_0 < 2 / (3 T))
+    small = 2.0 if activation == "requ" else 1.0
+    Xs, Ys = X[8:20] / (2.0 * small), Y[:5] / small
     kw = dict(activation=activation, depth=depth, branch_variance=0.7, bias_variance=0.3)
+    if ntk and resgp.activations.get_activation(activation).derivative_dual is None:
+        with pytest.raises(ValueError, match="no derivative dual"):
+            ResNetKernel(variance=1.0, ntk=True, **kw).gram(jnp.asarray(Xs))
+        with pytest.raises(ValueError, match="no derivative dual"):
+            resgp.resnet_ntk(Xs, **kw)
+        return
     k = ResNetKernel(variance=1.0, ntk=ntk, **kw)
     f = resgp.resnet_ntk if ntk else resgp.resnet_nngp
     tol = 1e-12 if (depth is not None or activation == "relu" and not ntk) else 1e-10
