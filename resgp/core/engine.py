@@ -332,6 +332,28 @@ def _check_variances(net, q):
             f"lower branch_variance or the scale of the inputs")
 
 
+def _identical(f1, f2):
+    """(I, J): the pairs of a cross kernel whose augmented inputs are bitwise identical."""
+    rows = {}
+    for i, (z, n) in enumerate(zip(*f1)):
+        rows.setdefault(z.tobytes() + n.tobytes(), []).append(i)
+    pairs = [(i, j) for j, (z, n) in enumerate(zip(*f2))
+             for i in rows.get(z.tobytes() + n.tobytes(), ())]
+    return (np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64))
+
+
+def _set_identical(out, net, f1, f2, names):
+    """Pairs of identical inputs in a cross kernel ARE the diagonal: the variance's own flow,
+    exactly as K(X, X) has it, so that K(x, x) is one number whatever the call (infinite depth;
+    a pair flow at rho = 1 also meets the ReLU family's non-smooth point with rounding)."""
+    I, J = _identical(f1, f2)
+    if I.size:
+        rows = np.unique(I)
+        diag = np.array(_diagonal_stack(net, f1[1][rows] ** 2, names))
+        out[:, I, J] = diag[:, np.searchsorted(rows, I)]
+    return out
+
+
 def _pair_gram(net, f1, f2, names):
     """K(X1, X2) (and gradients) by the pair flow of every pair, flat, PAIR_CHUNK at a time;
     ``f2=None``: the pairs on and above the diagonal of K(X1, X1), mirrored."""
@@ -341,20 +363,14 @@ def _pair_gram(net, f1, f2, names):
         I, J = np.triu_indices(n1.size, k=1)
     else:
         I, J = (x.reshape(-1) for x in np.indices((n1.size, n2.size)))
-    if net.activation.quadrature is None:
-        _check_variances(net, np.concatenate([n1, n2]) ** 2)
+    _check_variances(net, np.concatenate([n1, n2]) ** 2)
     every = _EVERY if names else ()
     pick = [0] + [1 + every.index(nm) for nm in names]
     out = np.empty((1 + len(names), I.size))
-    # identical augmented inputs (a cross kernel's duplicated rows) ARE the diagonal: the
-    # variance's own flow, exactly as K(X, X) has it (the pair flow would meet the ReLU
-    # family's non-smooth point rho = 1 with rounding)
-    ident = (n1[I] == n2[J]) & (pair_correlations(z1[I], z2[J]) == 1.0) if f2 is not None \
-        else np.zeros(I.size, bool)
-    if ident.any():
-        rows = np.unique(I[ident])
-        diag = np.array(_diagonal_stack(net, n1[rows] ** 2, names))
-        out[:, ident] = diag[:, np.searchsorted(rows, I[ident])]
+    ident = np.zeros(I.size, bool)
+    if f2 is not None:  # identical inputs: the diagonal's values (_set_identical, below)
+        a, b = _identical(f1, f2)
+        ident[a * n2.size + b] = True
     T = jnp.float64(net.branch_variance)
     work = np.flatnonzero(~ident)
     for act, idx in _pair_rules(net, n1, n2, I[work], J[work]):
@@ -376,6 +392,8 @@ def _pair_gram(net, f1, f2, names):
             out[:, sel] = np.asarray(res)[pick, :sel.size]
     K = np.empty((1 + len(names), n1.size, n2.size))
     K[:, I, J] = out
+    if f2 is not None:
+        _set_identical(K, net, f1, f2, names)
     if f2 is None:
         K[:, J, I] = out
         idx = np.diag_indices(n1.size)
@@ -489,7 +507,7 @@ def _compute(net, X1, X2, names):
                 and not net.activation.homogeneous and net.activation.analytic:
             out = _table_gram(net, f1, f2, names)
             if out is not None:
-                return out
+                return out if f2 is None else _set_identical(out, net, f1, f2, names)
         tile_fn = _tile_function(net, names)
         if tile_fn is None:
             return _pair_gram(net, f1, f2, names)

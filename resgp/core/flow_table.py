@@ -335,7 +335,10 @@ def _top_variance(act, T, q):
     """q_T of the variance q (the largest a panel's flow reaches: q_T grows with q_0)."""
     from .diagonal import diagonal
 
-    values = diagonal(act, T, np.array([q]), rtol=1e-8, atol=1e-8)
+    try:
+        values = diagonal(act, T, np.array([q]), rtol=1e-8, atol=1e-8)
+    except (RuntimeError, FloatingPointError):  # the panel's flow blows up: no table
+        return math.inf
     return float(values[0][0])
 
 
