@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from . import limit, recursion, relu_flow
-from .activations import RELU
+from .activations import RELU, at_order, series_only
 
 __all__ = ["input_covariance", "kernel_matrix", "kernel_diagonal", "infinite_depth", "safe_sqrt"]
 
@@ -61,8 +61,23 @@ def _layers(net, T, w, b, depth):
     return ones, (T / depth) * ones, 0.0 * ones
 
 
+TRACED_ORDER = 1024  # the Mehler order of quadrature activations inside traced programs
+
+
+def _traced(act):
+    """A quadrature activation as its Mehler series alone at TRACED_ORDER: inside jit/grad the
+    variances are tracers, so no rule can be picked per entry on the host, and the graded rule
+    under a batch-wide ``lax.cond`` costs ~2 ms per pair and evaluation. Accurate to its target
+    up to ``mehler_max`` (tanh: variance ~8), truncated beyond (the kernel functions and the
+    scikit-learn kernel switch to the graded rule there; docs/theory.md, "Adapters")."""
+    if act.quadrature is None:
+        return act
+    with jax.ensure_compile_time_eval():  # the series' range is found once, eagerly (cached)
+        return series_only(at_order(act, TRACED_ORDER))
+
+
 def _from_covariances(net, T, w, b, q_aa, q_bb, q_ab, symmetric):
-    act, ntk = net.activation, net.ntk
+    act, ntk = _traced(net.activation), net.ntk
     if net.depth is not None:
         return recursion.run(act, q_aa, q_bb, q_ab, q_ab if ntk else None,
                              _layers(net, T, w, b, net.depth), symmetric)[1 if ntk else 0]
@@ -82,8 +97,8 @@ def infinite_depth(activation, T, q_aa, q_bb, q_ab, theta=None, *, rtol=limit.od
         growth = jnp.exp(0.5 * T)
         K = relu_flow.kernel(q_ab, safe_sqrt(q_aa)[:, None], safe_sqrt(q_bb)[None, :], T)
         return q_aa * growth, q_bb * growth, K, None
-    return limit.flow_map(activation, T, q_aa, q_bb, q_ab, theta, rtol=rtol, atol=atol,
-                          symmetric=symmetric)
+    return limit.flow_map(_traced(activation), T, q_aa, q_bb, q_ab, theta, rtol=rtol,
+                          atol=atol, symmetric=symmetric)
 
 
 def kernel_matrix(net, X1, X2=None, *, branch_variance, weight_variance, bias_variance):
