@@ -45,30 +45,12 @@ from sklearn.gaussian_process.kernels import RBF  # noqa: E402
 import resgp  # noqa: E402
 from reference import duals as ref_duals  # noqa: E402
 from reference import flows as ref_flows  # noqa: E402
+from reference.cases import CALLABLES, D, PAIR_TYPES, Q_LEVELS  # noqa: E402
 from resgp.core.x64 import enable_x64  # noqa: E402
 
-Q_LEVELS = (1e-4, 0.01, 1.0, 25.0, 100.0, 1e4)
-PAIR_TYPES = ("same", "double", "anti", "near", "other")
-D = 8
 FULL = dict(rotated=False, n=2000, repeats=5)
 QUICK = dict(rotated=True, n=500, repeats=2)
 TARGET_SPEED = 2.0
-
-
-def softplus(x):
-    return jnp.logaddexp(x, 0.0)
-
-
-def tanh_plus_square(x):
-    return jnp.tanh(x) + 0.1 * x * x
-
-
-def gelu_callable(x):
-    return 0.5 * x * (1.0 + jax.scipy.special.erf(x / math.sqrt(2.0)))
-
-
-CALLABLES = {"softplus": softplus, "tanh+0.1x^2": tanh_plus_square,
-             "gelu(callable)": gelu_callable}
 BUILTIN = [n for n in ("relu", "leaky_relu", "abrelu", "erf", "sin", "gelu", "tanh", "step",
                        "requ", "sign") if n in resgp.activations.ACTIVATIONS]
 ALL = BUILTIN + list(CALLABLES)

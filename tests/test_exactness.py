@@ -43,31 +43,10 @@ from resgp.activations import ACTIVATIONS, get_activation
 from resgp.core.x64 import enable_x64
 from reference import duals as ref_duals
 from reference import flows as ref_flows
-
-Q_LEVELS = (1e-4, 0.01, 1.0, 25.0, 100.0, 1e4)
-PAIR_TYPES = ("same", "double", "anti", "near", "other")
-D = 8
-
-
-# ----------------------------------------------------------------------------- activations
-
-
-def softplus(x):
-    return jnp.logaddexp(x, 0.0)
-
-
-def tanh_plus_square(x):
-    return jnp.tanh(x) + 0.1 * x * x
-
-
-def gelu_callable(x):
-    return 0.5 * x * (1.0 + jax.scipy.special.erf(x / math.sqrt(2.0)))
-
+from reference.cases import CALLABLES, D, PAIR_TYPES, Q_LEVELS
 
 BUILTIN = [n for n in ("relu", "leaky_relu", "abrelu", "erf", "sin", "gelu", "tanh", "step",
                        "requ", "sign") if n in ACTIVATIONS]
-CALLABLES = {"softplus": softplus, "tanh+0.1x^2": tanh_plus_square,
-             "gelu(callable)": gelu_callable}
 ALL = BUILTIN + list(CALLABLES)
 EXTRA_POINTS = {"leaky_relu(0.1)": resgp.activations.leaky_relu(0.1)}  # point duals only
 
