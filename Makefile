@@ -24,12 +24,13 @@ $(NEWEST)/.installed: pyproject.toml
 demo: $(VENV)/.installed
 	$(VENV)/bin/resgp demo
 
-# The suite in four processes: each compiles fewer JAX programs (jax 0.5's XLA:CPU once
+# The suite in several pytest runs: each compiles fewer JAX programs (jax 0.5's XLA:CPU once
 # crashed compiling after many hundreds in one process), and GPJax's tests turn 64-bit JAX on
-# globally, as GPJax users do, without touching the others.
-PYTEST = -m pytest -q -p no:cacheprovider
+# globally, as GPJax users do, without touching the others. Each run spreads its tests over
+# two worker processes (pytest-xdist): XLA compiles on one thread.
+PYTEST = -m pytest -q -p no:cacheprovider -n 2
 test: $(VENV)/.installed
-	$(VENV)/bin/python $(PYTEST) tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py tests/test_makefile.py
+	$(VENV)/bin/python $(PYTEST) tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py tests/test_makefile.py tests/test_reliability.py
 	$(VENV)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_estimators.py tests/experiments
 	$(VENV)/bin/python $(PYTEST) tests/test_exactness.py
 	$(VENV)/bin/python $(PYTEST) tests/gpjax
@@ -37,7 +38,7 @@ test: $(VENV)/.installed
 
 test-newest-jax: $(NEWEST)/.installed
 	$(NEWEST)/bin/python -c "import jax; print('core tests on jax', jax.__version__)"
-	$(NEWEST)/bin/python $(PYTEST) tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py
+	$(NEWEST)/bin/python $(PYTEST) tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py tests/test_reliability.py
 	$(NEWEST)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_estimators.py tests/experiments
 
 bench: $(VENV)/.installed

@@ -96,6 +96,20 @@ def demo(out_dir="resgp-demo", out=sys.stdout, progress=True, **overrides) -> di
     return result
 
 
+def _at_least(low):
+    """An argparse type: an integer >= ``low`` (argparse reports anything else, rc 2)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    parse.__name__ = f"integer >= {low}"
+    return parse
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="resgp", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -103,12 +117,12 @@ def main(argv=None) -> int:
         "demo", help="GPs with the ResNet NNGP and the usual kernels on built-in data")
     p_demo.add_argument("--out", default="resgp-demo",
                         help="folder for the table, JSON and figure (default: %(default)s)")
-    p_demo.add_argument("--splits", type=int, default=None,
+    p_demo.add_argument("--splits", type=_at_least(1), default=None,
                         help="random train/test splits per data set (default: 5)")
     p_demo.add_argument("--check-nt", action="store_true",
                         help="instead: resgp's kernels against Neural Tangents' analytic kernels "
                              "of finite-depth ResNets")
-    p_demo.add_argument("--depths", type=int, nargs="+", default=[10, 100, 1000],
+    p_demo.add_argument("--depths", type=_at_least(1), nargs="+", default=[10, 100, 1000],
                         help="depths for --check-nt (default: 10 100 1000)")
     p_bench = sub.add_parser(
         "bench", help="kernel comparison on regression and classification data: table, JSON, "
@@ -119,16 +133,24 @@ def main(argv=None) -> int:
                               "600 rows: ~21 minutes on 2 cores)")
     p_bench.add_argument("--out", default="resgp-bench",
                          help="folder for compare_kernels.{md,json,png} (default: %(default)s)")
-    p_bench.add_argument("--splits", type=int, default=None, help="random splits per data set")
-    p_bench.add_argument("--max-rows", type=int, default=None,
-                         help="subsample larger data sets to this many rows")
-    p_bench.add_argument("--datasets", nargs="+", default=None,
-                         help="data sets (default: all): diabetes friedman1 concrete ames "
-                              "breast_cancer wine digits pima penguins")
-    p_bench.add_argument("--kernels", nargs="+", default=None,
-                         help="kernel keys (default: all of the mode): resnet resnet-L3 "
-                              "resnet-L10 resnet-L30 mlp-L1 mlp-L3 mlp-L10 rbf matern52 rq")
-    p_bench.add_argument("--seed", type=int, default=None, help="random seed (default: 0)")
+    from .experiments.compare.data import DATASETS
+    from .experiments.compare.models import KERNELS
+
+    p_bench.add_argument("--splits", type=_at_least(1), default=None,
+                         help="random splits per data set")
+    p_bench.add_argument("--max-rows", type=_at_least(20), default=None,
+                         help="subsample larger data sets to this many rows (>= 20)")
+    p_bench.add_argument("--datasets", nargs="+", default=None, choices=list(DATASETS),
+                         metavar="DATASET",
+                         help=f"data sets (default: all): {' '.join(DATASETS)}")
+    p_bench.add_argument("--kernels", nargs="+", default=None, choices=list(KERNELS),
+                         metavar="KERNEL",
+                         help=f"kernel keys (default: all of the mode): {' '.join(KERNELS)}")
+    p_bench.add_argument("--seed", type=_at_least(0), default=None,
+                         help="random seed (default: 0)")
+    p_bench.add_argument("--resume", action="store_true",
+                         help="take the fits an interrupted run of the same settings wrote to "
+                              "OUT/compare_kernels.jsonl instead of redoing them")
     p_verify = sub.add_parser(
         "verify", help="random finite networks against the kernels: report, figures, JSON")
     p_verify.add_argument("--quick", action="store_true",
@@ -145,15 +167,30 @@ def main(argv=None) -> int:
         if args.check_nt:
             check_nt(tuple(args.depths))
         else:
+            from .experiments import compare
+
+            try:
+                compare.check_out(args.out)
+            except ValueError as exc:
+                p_demo.error(str(exc))
             demo(args.out, n_splits=args.splits)
     elif args.command == "bench":
         from .experiments import compare
 
-        result = compare.run(args.out, mode="quick" if args.quick else "full",
-                             n_splits=args.splits, max_rows=args.max_rows,
-                             datasets=args.datasets, kernels=args.kernels, seed=args.seed)
+        try:
+            compare.check_out(args.out)
+            result = compare.run(args.out, mode="quick" if args.quick else "full",
+                                 n_splits=args.splits, max_rows=args.max_rows,
+                                 datasets=args.datasets, kernels=args.kernels, seed=args.seed,
+                                 resume=args.resume)
+        except ValueError as exc:  # --out unusable, or --resume on other settings
+            p_bench.error(str(exc))
         print(result["markdown"])
         print(f"resgp bench: {result['runtime_s']:.0f} s; written {', '.join(result['files'].values())}")
+        if result["interrupted"]:
+            print("resgp bench: interrupted; the tables hold the finished fits, `--resume` "
+                  "completes them", file=sys.stderr)
+            return 130
     elif args.command == "verify":
         from .experiments import verify
 

@@ -4,9 +4,10 @@ Inputs ``X1`` (N, d) and ``X2`` (M, d), NumPy or JAX; out a float64 (N, M) matri
 (a JAX array when ``X1`` is one), whatever the caller's JAX x64 setting. ``X2=None`` gives
 K(X1, X1), exactly symmetric. Big inputs are computed in tiles. These functions validate their
 arguments and hand a :class:`resgp.core.network.Network` to the compute engine
-(:mod:`resgp.core.engine`); the math is in docs/theory.md. They run on concrete arrays (not
-under ``jax.jit``); the traceable kernels are :func:`resgp.core.traceable.kernel_matrix` and the
-GPJax and Neural Tangents adapters.
+(:mod:`resgp.core.engine`); the math is in docs/theory.md. Called inside ``jax.jit``, ``vmap``
+or ``grad`` (traced inputs, 64-bit JAX on), they run the traceable kernels of
+:mod:`resgp.core.traceable` instead (the GPJax and Neural Tangents adapters' path: quadrature
+activations as their order-1024 Mehler series, docs/theory.md, "Adapters").
 """
 
 from __future__ import annotations
@@ -85,12 +86,40 @@ def _output(K, like):
     return K
 
 
+def _traced(*arrays):
+    """True when an input is a JAX tracer (the call is inside ``jit``, ``vmap`` or ``grad``)."""
+    return any(isinstance(a, jax.core.Tracer) for a in arrays)
+
+
+def _traceable(net, fn, *arrays):
+    """Under a JAX transformation: the traceable kernels (:mod:`resgp.core.traceable`), which
+    need 64-bit JAX and uniform branch scales; the host-side tables and per-entry rules are not
+    available there (docs/theory.md, "Adapters")."""
+    if not jax.config.jax_enable_x64:
+        raise TypeError(
+            "inside jax.jit/vmap/grad the kernel runs in JAX's own precision: enable 64-bit JAX "
+            "first (jax.config.update('jax_enable_x64', True)); float32 cannot hold it")
+    if net.branch_scales is not None:
+        raise TypeError("branch_scales are not traceable: inside jax.jit give depth and "
+                        "branch_variance (uniform scales)")
+    for a in arrays:
+        if a is not None and (a.ndim != 2 or a.shape[-1] != arrays[0].shape[-1]):
+            raise ValueError(f"inputs must be 2-D of shape (N, d) with one d, got shapes "
+                             f"{[x.shape for x in arrays if x is not None]}")
+    return fn(net, *arrays, branch_variance=net.branch_variance,
+              weight_variance=net.weight_variance, bias_variance=net.bias_variance)
+
+
 def _matrix(net, X1, X2):
+    if _traced(X1, X2):
+        return _traceable(net, traceable.kernel_matrix, X1, X2)
     A, B = check_pair(X1, X2)
     return _output(engine.gram(net, A, B), X1)
 
 
 def _diag(net, X):
+    if _traced(X):
+        return _traceable(net, traceable.kernel_diagonal, X)
     return _output(engine.diagonal(net, check_inputs(X, "X")), X)
 
 

@@ -28,6 +28,7 @@ import numpy as np
 from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
 
 from .core import engine, network
+from .core.activations import clone_parameters, picklable_state
 from .core.validation import check_inputs, check_pair, check_variance
 
 __all__ = ["MLPKernel", "ResNetKernel"]
@@ -75,6 +76,14 @@ class _NNGPKernel(Kernel):
     """What both kernels share: hyperparameter declarations, evaluation through the engine, the
     gradient protocol, the diagonal. Subclasses list ``_HYPERPARAMETERS`` and build their
     :class:`resgp.core.network.Network` in ``_network(values)``."""
+
+    def __getstate__(self):
+        """Plain callables (``activation=jnp.tanh``) pickle by reference."""
+        return picklable_state(self.__dict__)
+
+    def __sklearn_clone__(self):
+        """A clone that keeps a callable activation itself (not a deep copy)."""
+        return type(self)(**clone_parameters(self.get_params(deep=False)))
 
     def _bounds(self, name):
         bounds = getattr(self, name + "_bounds")

@@ -40,6 +40,7 @@ duals".
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -83,6 +84,25 @@ class Activation:
     mehler_max: float = math.inf
     variance_duals: Callable | None = None
 
+    def __reduce__(self):
+        """Pickle by what rebuilds it: the name of a built-in or parameterised activation
+        (e.g. ``"leaky_relu(slope=0.2)"``), or a callable's function by reference (its module
+        and name; ``jax.numpy`` functions included); activations built by hand pickle their
+        fields."""
+        try:
+            if get_activation(self.name) is self:
+                return get_activation, (self.name,)
+        except (ValueError, TypeError):
+            pass
+        if self.spec and self.spec[0] == "numerical" and self.quadrature is not None:
+            fn, order, derivative = self.spec[1]
+            return _rebuild_callable, (_by_reference(fn), self.name, order,
+                                       None if derivative is None else _by_reference(derivative))
+        return object.__reduce__(self)
+
+    def __repr__(self):
+        return f"Activation({self.name!r})"
+
 
 def _correlation(q11, q22, q12):
     """sqrt(q11 q22) and the clipped correlation q12 / sqrt(q11 q22) (0 where a variance is 0)."""
@@ -106,12 +126,11 @@ def _two_product(x, y):
     return p, ((xh * yh - p) + xh * yl + xl * yh) + xl * yl
 
 
-def _angle(q11, q22, q12):
-    """theta = angle between u and v: arctan2(sqrt(q11 q22 - q12^2), q12), the gap
-    q11 q22 - q12^2 by error-free products after scaling by a power of two (exact): accurate to
-    rounding for nearly parallel pairs (theta ~ 1e-7 keeps its digits), no overflow for huge
-    variances; exactly 0 when |q12| >= sqrt(q11) sqrt(q22) (how the flows snap parallel
-    pairs, also for unequal variances); pi/2 where a variance is 0."""
+def _scaled_gap(q11, q22, q12):
+    r"""(g, s): :math:`q_{11}q_{22} - q_{12}^2 = g / s^2` with a power of two s (exact scaling),
+    the products error-free (:func:`_two_product`): accurate to rounding however nearly parallel
+    the pair and however large or small its variances (no overflow, no underflow in g). g >= 0;
+    exactly 0 when :math:`|q_{12}| \ge \sqrt{q_{11}}\sqrt{q_{22}}`."""
     m = jnp.maximum(q11, q22)
     _, exponent = jnp.frexp(jnp.where(m > 0, m, 1.0))
     scale = jnp.ldexp(jnp.ones_like(m), -exponent)
@@ -119,9 +138,34 @@ def _angle(q11, q22, q12):
     (p1, e1), (p2, e2) = _two_product(a, b), _two_product(c, c)
     gap = (p1 - p2) + (e1 - e2)
     parallel = jnp.abs(q12) >= jnp.sqrt(q11) * jnp.sqrt(q22)
-    gap = jnp.where(parallel, 0.0, jnp.maximum(gap, 0.0))
+    return jnp.where(parallel, 0.0, jnp.maximum(gap, 0.0)), scale
+
+
+@jax.custom_jvp
+def gap(q11, q22, q12):
+    r""":math:`q_{11}q_{22} - q_{12}^2 \ge 0`, accurate to rounding (:func:`_scaled_gap`); its
+    derivative is that of the polynomial, :math:`q_{22}dq_{11} + q_{11}dq_{22} -
+    2q_{12}dq_{12}` (also at parallel pairs, where the value is snapped to 0)."""
+    g, scale = _scaled_gap(q11, q22, q12)
+    return g / scale / scale
+
+
+@gap.defjvp
+def _gap_jvp(primals, tangents):
+    q11, q22, q12 = primals
+    t11, t22, t12 = tangents
+    return gap(q11, q22, q12), q22 * t11 + q11 * t22 - 2.0 * q12 * t12
+
+
+def _angle(q11, q22, q12):
+    """theta = angle between u and v: arctan2(sqrt(q11 q22 - q12^2), q12) from the exact gap
+    (:func:`_scaled_gap`): accurate to rounding for nearly parallel pairs (theta ~ 1e-7 keeps
+    its digits), no overflow for huge variances; exactly 0 when |q12| >= sqrt(q11) sqrt(q22)
+    (how the flows snap parallel pairs, also for unequal variances); pi/2 where a variance
+    is 0."""
+    g, scale = _scaled_gap(q11, q22, q12)
     both = (q11 > 0) & (q22 > 0)
-    return jnp.where(both, jnp.arctan2(jnp.sqrt(gap), c), 0.5 * jnp.pi)
+    return jnp.where(both, jnp.arctan2(jnp.sqrt(g), q12 * scale), 0.5 * jnp.pi)
 
 
 _smooth_angle = jax.custom_jvp(_angle)
@@ -233,7 +277,9 @@ def _erf(a: float, b: float, c: float) -> Activation:
         return a * a * (2.0 / jnp.pi) * jnp.arcsin(jnp.clip(2.0 * b2 * q12 / den, -1.0, 1.0)) + c * c
 
     def derivative_dual(q11, q22, q12):
-        den = (1.0 + 2.0 * b2 * q11) * (1.0 + 2.0 * b2 * q22) - 4.0 * b2 * b2 * q12 * q12
+        # (1 + 2b^2 q11)(1 + 2b^2 q22) - 4b^4 q12^2, the determinant part exact (no cancellation
+        # for large, nearly parallel variances)
+        den = 1.0 + 2.0 * b2 * (q11 + q22) + 4.0 * b2 * b2 * gap(q11, q22, q12)
         return a * a * b2 * (4.0 / jnp.pi) / jnp.sqrt(den)
 
     def fn(x):
@@ -250,19 +296,28 @@ def erf(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Activation:
 
 @functools.lru_cache(maxsize=None)
 def _sin(a: float, b: float, c: float) -> Activation:
-    b2, half_a2, cos2c = b * b, a * a / 2.0, math.cos(2.0 * c)
+    b2, a2, sin2c = b * b, a * a, math.sin(c) ** 2
 
     def parts(q11, q22, q12):
-        mean = -0.5 * b2 * (q11 + q22)
-        return jnp.exp(mean + b2 * q12), jnp.exp(mean - b2 * q12) * cos2c
+        # e^m sinh(x), e^m cosh(x), e^(m - x) with m = -b^2 (q11 + q22) / 2, x = b^2 q12, |x| <= -m:
+        # sinh(x) itself below |x| = 1 (no cancellation at tiny variances), (e^(m+x) - e^(m-x)) / 2
+        # above (no overflow of sinh at large ones; every exponent <= 0)
+        mean, x = -0.5 * b2 * (q11 + q22), b2 * q12
+        up, down = jnp.exp(mean + x), jnp.exp(mean - x)
+        small = jnp.abs(x) < 1.0
+        sinh = jnp.where(small, jnp.exp(mean) * jnp.sinh(jnp.where(small, x, 0.0)),
+                         0.5 * (up - down))
+        return sinh, 0.5 * (up + down), down
 
     def dual(q11, q22, q12):
-        s1, s2 = parts(q11, q22, q12)
-        return half_a2 * (s1 - s2)
+        # a^2 E[sin(bu + c) sin(bv + c)] = a^2 e^m (sinh x + sin^2 c e^(-x))
+        sinh, _, down = parts(q11, q22, q12)
+        return a2 * (sinh + sin2c * down)
 
     def derivative_dual(q11, q22, q12):
-        s1, s2 = parts(q11, q22, q12)
-        return half_a2 * b2 * (s1 + s2)
+        # a^2 b^2 E[cos(bu + c) cos(bv + c)] = a^2 b^2 e^m (cosh x - sin^2 c e^(-x))
+        _, cosh, down = parts(q11, q22, q12)
+        return a2 * b2 * (cosh - sin2c * down)
 
     def fn(x):
         return a * jnp.sin(b * x + c)
@@ -278,7 +333,7 @@ def sin(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Activation:
 
 def _gelu_parts(q11, q22, q12):
     prod, prod1 = q11 * q22, (1.0 + q11) * (1.0 + q22)
-    delta2 = prod1 - q12 * q12
+    delta2 = 1.0 + q11 + q22 + gap(q11, q22, q12)  # (1 + q11)(1 + q22) - q12^2, no cancellation
     delta = jnp.sqrt(delta2)
     angle = jnp.arctan2(q12, delta)
     return prod, prod1, delta2, delta, angle
@@ -351,6 +406,45 @@ def _check_callable(fn, what: str):
             raise TypeError(
                 f"{what} must be traceable by jax.jit (write it with jax.numpy): {exc}"
             ) from exc
+
+
+PROBE_REACH = 50.0  # the quadrature rules sample phi where |x| <= about 50 sqrt(q)
+
+
+def non_finite_point(act: Activation, q_top: float):
+    r"""Where a quadrature activation (or its derivative) is NaN or infinite on the range its
+    duals sample at variances up to ``q_top`` (:math:`|x| \le` PROBE_REACH :math:`\sqrt{q}`,
+    4001 points, and powers of ten up to that reach): ``(x, "NaN" or "inf", "it" or
+    "its derivative")``, or None (also for closed forms). A diagnosis for failed flows, not a proof
+    of finiteness."""
+    if act.quadrature is None or not np.isfinite(q_top) or q_top <= 0:
+        return None
+    fn, derivative, _ = act.quadrature
+    deriv = derivative if derivative is not None else jnp.vectorize(jax.grad(fn))
+    reach = PROBE_REACH * math.sqrt(q_top)
+    grid = np.linspace(-reach, reach, 4001)
+    powers = 10.0 ** np.arange(-300.0, math.log10(reach) + 1.0)
+    x = np.concatenate([grid, powers, -powers])
+    with float64():
+        for what, f in (("it", fn), ("its derivative", deriv)):
+            values = np.asarray(f(jnp.asarray(x)), dtype=np.float64)
+            bad = ~np.isfinite(values)
+            if bad.any():
+                at = x[bad][np.argmin(np.abs(x[bad]))]
+                return float(at), "NaN" if np.isnan(values[bad]).any() else "inf", what
+    return None
+
+
+def non_finite_message(act: Activation, q_top: float):
+    """A clear error message when :func:`non_finite_point` finds a point, else None."""
+    found = non_finite_point(act, q_top)
+    if found is None:
+        return None
+    x, kind, what = found
+    return (f"activation {act.name!r}: {what} is {kind} at x = {x:.4g}, where its duals "
+            f"sample it (|x| up to about {PROBE_REACH:g} sqrt(q) = "
+            f"{PROBE_REACH * math.sqrt(q_top):.3g} at the variances q <= {q_top:.3g} these "
+            f"inputs reach); it must be finite on the whole real line (e.g. clip its argument)")
 
 
 def _check_graded(fn, deriv, label):
@@ -517,15 +611,105 @@ FACTORIES = {"leaky_relu": leaky_relu, "abrelu": abrelu, "erf": erf, "sin": sin,
              "rectified_monomial": rectified_monomial}
 
 
+class _Reference:
+    """A function by its module and qualified name (for pickling callables)."""
+
+    _MODULES = ("jax.numpy", "jax.nn", "jax.scipy.special")
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.where = None
+        name = getattr(fn, "__qualname__", getattr(fn, "__name__", None))
+        if name is None or "<" in name:
+            return
+        for module in (getattr(fn, "__module__", None),) + self._MODULES:
+            if module is None:
+                continue
+            try:
+                found = functools.reduce(getattr, name.split("."), importlib.import_module(module))
+            except (ImportError, AttributeError):
+                continue
+            if found is fn:
+                self.where = (module, name)
+                return
+
+    def __reduce__(self):
+        if self.where is None:  # pickle's own error for lambdas and local functions
+            return _identity, (self.fn,)
+        return _resolve, self.where
+
+
+def _identity(x):
+    return x
+
+
+def _resolve(module, name):
+    return functools.reduce(getattr, name.split("."), importlib.import_module(module))
+
+
+def _by_reference(fn):
+    return _Reference(fn)
+
+
+def clone_parameters(params: dict) -> dict:
+    """scikit-learn's clone of parameters, except callables, kept as they are: a deep copy of a
+    jitted ``jax.numpy`` function is a new object without its name (it could not pickle by
+    reference, and every copy would compile its own duals)."""
+    import copy
+
+    return {k: v if callable(v) else copy.deepcopy(v) for k, v in params.items()}
+
+
+def picklable_state(state: dict) -> dict:
+    """``state`` (an object's ``__dict__``) with plain callables (a user's activation, e.g.
+    ``jnp.tanh``) pickled by reference: for the scikit-learn kernels and estimators, which
+    keep their parameters as given."""
+    return {k: _Reference(v) if callable(v) and not isinstance(v, (Activation, type)) else v
+            for k, v in state.items()}
+
+
+def _rebuild_callable(fn, name, order, derivative):
+    return from_callable(fn, name=name, order=order, derivative=derivative)
+
+
+def _parse_call(text):
+    """``"factory(1, key=2.0)"`` -> (factory, args, kwargs) for a name of :data:`FACTORIES`
+    with literal arguments, else None."""
+    import ast
+
+    try:
+        node = ast.parse(text.strip(), mode="eval").body
+    except SyntaxError:
+        return None
+    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+            and node.func.id in FACTORIES):
+        return None
+    try:
+        args = [ast.literal_eval(a) for a in node.args]
+        kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+    except ValueError:
+        return None
+    return FACTORIES[node.func.id], args, kwargs
+
+
 def get_activation(activation) -> Activation:
-    """An :class:`Activation` from a name (case-insensitive), an Activation, or a callable
-    (wrapped by :func:`from_callable` with its defaults)."""
+    """An :class:`Activation` from a name (case-insensitive: a built-in such as ``"tanh"``, or
+    a parameterised one as its ``name`` shows it, e.g. ``"leaky_relu(slope=0.2)"``,
+    ``"erf(a=1.0, b=2.0, c=0.0)"``), an Activation, or a callable (wrapped by
+    :func:`from_callable` with its defaults)."""
     if isinstance(activation, Activation):
         return activation
     if isinstance(activation, str):
         found = ACTIVATIONS.get(activation.lower())
         if found is not None:
             return found
+        call = _parse_call(activation)
+        if call is not None:
+            factory, args, kwargs = call
+            try:
+                return factory(*args, **kwargs)
+            except TypeError as exc:
+                raise ValueError(f"activation {activation!r}: {exc}") from exc
         raise ValueError(
             f"unknown activation {activation!r}; known: {sorted(ACTIVATIONS)}; or pass an "
             "Activation (e.g. resgp.activations.leaky_relu(0.1)) or a jax.numpy callable"

@@ -28,8 +28,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from . import flow_table, limit, recursion, relu_flow
-from .activations import RELU, SERIES_MARGIN, SERIES_ORDERS, at_order, series_for
+from . import flow_table, limit, ode, recursion, relu_flow
+from .activations import (RELU, SERIES_MARGIN, SERIES_ORDERS, at_order, non_finite_message,
+                          series_for)
 from .diagonal import diagonal as _diagonal_flow
 from .inputs import covariance, features, pair_correlations
 from .tiling import bucket, tiled
@@ -75,23 +76,37 @@ def _layers_tangent(name, layers, architecture, T):
             jnp.ones_like(shifts) if name == "bias_variance" else zero)
 
 
+def _unit(act, architecture):
+    """The ReLU family in a ResNet (no shifts): K(a, b) = n_a n_b K(z_a, z_b) exactly (its duals
+    are degree-one homogeneous in each input), so the recursion runs on the unit rows and the
+    norms multiply on the host: no underflow or overflow of n^2 for tiny or huge inputs (XLA on
+    CPU flushes subnormal numbers to zero)."""
+    return act.homogeneous and architecture == "resnet"
+
+
 @partial(jax.jit, static_argnames=("act", "ntk", "diagonal", "names", "architecture"))
 def _recursion_tile(z1, n1, z2, n2, layers, b, w, T, *, act, ntk, diagonal, names,
                     architecture):
-    _, q_ab = covariance(z1, n1, z2, n2, diagonal, xp=jnp)
+    rho, q_ab = covariance(z1, n1, z2, n2, diagonal, xp=jnp)
     q_aa, q_bb = n1 * n1, n2 * n2
+    # the ReLU family in a ResNet: on unit rows (_unit), the host multiplies by n_a n_b
+    unit = _unit(act, architecture)
+    norms = n1[:, None] * n2[None, :] if unit else 1.0  # (the norms multiply on the host)
 
     def f(q_aa, q_bb, q_ab, layers):
         out = recursion.run(act, q_aa, q_bb, q_ab, q_ab if ntk else None, layers,
                             symmetric=diagonal)
         return out[1] if ntk else out[0]
 
-    K = f(q_aa, q_bb, q_ab, layers)
-    stack = [K]
+    start = (jnp.ones_like(n1), jnp.ones_like(n2), rho) if unit else (q_aa, q_bb, q_ab)
+    stack = [f(*start, layers)]
     for name in names:  # one forward-mode pass per name: independent of the others
-        tangent = _q0_tangent(name, q_aa, q_bb, q_ab, b, w) + (
-            _layers_tangent(name, layers, architecture, T),)
-        stack.append(jax.jvp(f, (q_aa, q_bb, q_ab, layers), tangent)[1])
+        t_aa, t_bb, t_ab = _q0_tangent(name, q_aa, q_bb, q_ab, b, w)
+        if unit:  # the tangents of the unit rows' covariances (0 for a zero row: padding)
+            over = lambda t, n: jnp.where(n > 0, t / jnp.where(n > 0, n, 1.0), 0.0)  # noqa: E731
+            t_aa, t_bb, t_ab = over(t_aa, n1 * n1), over(t_bb, n2 * n2), over(t_ab, norms)
+        tangent = (t_aa, t_bb, t_ab, _layers_tangent(name, layers, architecture, T))
+        stack.append(jax.jvp(f, start + (layers,), tangent)[1])
     return jnp.stack(stack)
 
 
@@ -134,8 +149,11 @@ def _recursion_tile_host(z1, n1, z2, n2, *, diagonal, rules, layers, **kwargs):
     needed rule computes the tile, and each entry takes its own (its value depends on its own
     inputs only)."""
     if len(rules) == 1:
-        return _recursion_tile(z1, n1, z2, n2, layers, diagonal=diagonal, act=rules[0],
-                               **kwargs)
+        out = np.asarray(_recursion_tile(z1, n1, z2, n2, layers, diagonal=diagonal,
+                                         act=rules[0], **kwargs))
+        if _unit(rules[0], kwargs["architecture"]):
+            out = out * (np.asarray(n1)[:, None] * np.asarray(n2)[None, :])
+        return out
     with float64():
         k = [_rule_index(rules, np.asarray(_recursion_tops(jnp.asarray(n), layers, act=rules[-1])))
              for n in (n1, n2)]
@@ -158,9 +176,10 @@ def _recursion_tile_host(z1, n1, z2, n2, *, diagonal, rules, layers, **kwargs):
     return out
 
 
-@partial(jax.jit, static_argnames=("act", "ntk"))
-def _recursion_diagonal(n, layers, *, act, ntk):
-    q = n * n
+@partial(jax.jit, static_argnames=("act", "ntk", "unit"))
+def _recursion_diagonal(n, layers, *, act, ntk, unit):
+    """K(x, x) at finite depth; ``unit`` (:func:`_unit`): K(z, z), the host multiplies by n^2."""
+    q = jnp.ones_like(n) if unit else n * n
     out = recursion.run_diagonal(act, q, q if ntk else None, layers)
     return out[1] if ntk else out[0]
 
@@ -316,20 +335,34 @@ def _variance_flow(q, T, *, act, rtol, atol):
 
 
 def _check_variances(net, q):
-    """The variances' own flow must reach T before any pair is integrated: a flow that grows
+    r"""The variances' own flow must reach T before any pair is integrated: a flow that grows
     faster than linearly (ReQU: :math:`\dot q = 3q^2/2`, :math:`q_t = q_0/(1 - 3 q_0 t/2)`)
-    blows up in finite depth time."""
+    blows up in finite depth time; an activation that is NaN where its duals sample it stops
+    the flow; a flow that needs more than ode.MAX_STEPS steps is refused with its range."""
     padded = np.full(bucket(q.size), q[0])  # padding repeats a real variance
     padded[:q.size] = q
     qT, status = _variance_flow(padded, jnp.float64(net.branch_variance), act=net.activation,
                                 rtol=net.rtol, atol=net.atol)
-    if int(status) != 0:
-        qT = np.asarray(qT)[:q.size]
+    status = int(status)
+    if status == ode.OK:
+        return
+    reached = np.asarray(qT)[:q.size]
+    reached = reached[np.isfinite(reached)]
+    top = float(max(q.max(), reached.max() if reached.size else 0.0))
+    what = (f"the variances' flow of activation {net.activation.name!r} does not reach depth "
+            f"time branch_variance = {net.branch_variance:g} from input variances q_0 in "
+            f"[{q.min():.3g}, {q.max():.3g}]")
+    message = non_finite_message(net.activation, top)
+    if message is not None:
+        raise ValueError(f"{what}: {message}")
+    if status == ode.TOO_MANY_STEPS:
         raise ValueError(
-            f"the variances' flow of activation {net.activation.name!r} does not reach depth "
-            f"time branch_variance = {net.branch_variance:g}: from input variances q_0 up to "
-            f"{q.max():.3g} it grew to {np.nanmax(qT):.3g} (it blows up in finite depth time); "
-            f"lower branch_variance or the scale of the inputs")
+            f"{what}: it needs more than {ode.MAX_STEPS} ODE steps at rtol = {net.rtol:g} (the "
+            f"variances grow by many orders of magnitude along it, or it blows up in finite "
+            f"depth time); lower branch_variance, loosen rtol/atol, or standardise the inputs")
+    raise ValueError(
+        f"{what}: it grew to {top:.3g} and became infinite (it blows up in finite depth "
+        f"time); lower branch_variance or the scale of the inputs")
 
 
 def _identical(f1, f2):
@@ -497,11 +530,31 @@ def _tile_function(net, names):
     return None
 
 
+TINY_NORM = 1e-150  # q_0 = n^2 below 1e-300 is refused where the variances enter the flows
+
+
+def _check_scale(net, *norms):
+    """Refuse input variances q_0 = n^2 in (0, 1e-300): near the subnormal range, which XLA on
+    CPU flushes to zero, the flows and recursions lose every digit (the ReLU family's finite
+    ResNet recursion, which runs on unit rows, takes any scale)."""
+    if not net.infinite and _unit(net.activation, net.architecture):
+        return
+    for n in norms:
+        small = (n > 0) & (n < TINY_NORM)
+        if np.any(small):
+            raise ValueError(
+                f"{int(np.sum(small))} inputs have variance q_0 = sigma_w^2 |x|^2 / d + "
+                f"sigma_b^2 below {TINY_NORM ** 2:g} (smallest {float(np.min(n[small])) ** 2:.3g}),"
+                f" where float64 arithmetic under XLA flushes to zero; rescale the inputs or add "
+                f"a bias_variance")
+
+
 def _compute(net, X1, X2, names):
     _names_ok(net, names)
     names = tuple(names)
     f1 = features(X1, net.weight_variance, net.bias_variance)
     f2 = None if X2 is None else features(X2, net.weight_variance, net.bias_variance)
+    _check_scale(net, f1[1], *(() if f2 is None else (f2[1],)))
     with float64():
         if net.infinite and not (net.activation is RELU and not net.ntk) \
                 and not net.activation.homogeneous and net.activation.analytic:
@@ -512,14 +565,21 @@ def _compute(net, X1, X2, names):
         if tile_fn is None:
             return _pair_gram(net, f1, f2, names)
         fn, tile, pad = tile_fn
-        return _finite(tiled(fn, f1, f2, tile=tile, pad=pad), net)
+        q_top = float(max(np.max(f1[1], initial=0.0), np.max((f1 if f2 is None else f2)[1],
+                                                             initial=0.0))) ** 2
+        return _finite(tiled(fn, f1, f2, tile=tile, pad=pad), net, q_top)
 
 
-def _finite(out, net):
-    """The finite-depth recursion's output, or a clear error where it overflowed (finite
-    inputs: only a variance that grows too fast, e.g. ReQU's q -> q + g 3q^2/2, overflows)."""
+def _finite(out, net, q_top):
+    """The finite-depth recursion's output, or a clear error where it is not finite: an
+    activation that is NaN or infinite where its duals sample it (``q_top``: the largest input
+    variance), else an overflow (finite inputs: only a variance that grows too fast, e.g.
+    ReQU's q -> q + g 3q^2/2, overflows)."""
     if not np.all(np.isfinite(out)):
-        raise FloatingPointError(
+        message = non_finite_message(net.activation, q_top)
+        if message is not None:
+            raise ValueError(message)
+        raise OverflowError(
             f"the kernel of activation {net.activation.name!r} at depth {net.depth} overflowed "
             f"(the variances grow too fast through the layers); lower branch_variance or "
             f"weight_variance, the depth, or the scale of the inputs")
@@ -562,6 +622,7 @@ def gram_and_gradients(net, X, names):
 def diagonal(net, X):
     """K(x, x) for the rows of ``X`` (N,), without forming the matrix."""
     _, n = features(X, net.weight_variance, net.bias_variance)
+    _check_scale(net, n)
     act, T = net.activation, net.branch_variance
     if not net.infinite:
         with float64():
@@ -571,10 +632,17 @@ def diagonal(net, X):
                 if len(rules) > 1 else np.zeros(n.size, np.int64)
             out = np.empty(n.size)
             for r in np.unique(k):  # each variance with the rule of its own range
-                out[k == r] = np.asarray(_recursion_diagonal(jnp.asarray(n[k == r]), layers,
-                                                             act=rules[r], ntk=net.ntk))
-            return _finite(out, net)
+                unit = _unit(act, net.architecture)
+                out[k == r] = np.asarray(_recursion_diagonal(
+                    jnp.asarray(n[k == r]), layers, act=rules[r], ntk=net.ntk, unit=unit)) \
+                    * (n[k == r] ** 2 if unit else 1.0)
+            return _finite(out, net, float(np.max(n, initial=0.0)) ** 2)
     if act is RELU and not net.ntk:
         return n * n * np.exp(0.5 * T)  # q_T(a, a) = q_0(a, a) e^{T/2}
-    qT, thT = _diagonal_flow(act, T, n * n, ntk=net.ntk, rtol=net.rtol, atol=net.atol)
+    try:
+        qT, thT = _diagonal_flow(act, T, n * n, ntk=net.ntk, rtol=net.rtol, atol=net.atol)
+    except (FloatingPointError, RuntimeError):
+        with float64():
+            _check_variances(net, n * n)  # the cause, named (NaN activation, blow-up, steps)
+        raise
     return thT if net.ntk else qT

@@ -92,7 +92,7 @@ def _pair_rhs(activation, symmetric, ntk, parallel=None):
 
 def pair_flow(activation, T, q_aa, q_bb, q_ab, theta=None, *, rtol=ode.RTOL, atol=ode.ATOL,
               symmetric=False, tangents=None, parallel=None):
-    """Integrate the pair flow to T (JAX, traceable).
+    r"""Integrate the pair flow to T (JAX, traceable).
 
     Parameters
     ----------

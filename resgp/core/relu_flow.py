@@ -207,8 +207,9 @@ def kernel_partials(coefs, rho, n1, n2, T):
 
 
 def _correlation(q, n1, n2):
-    nn = n1 * n2
-    return jnp.where(nn > 0, jnp.clip(q / jnp.where(nn > 0, nn, 1.0), -1.0, 1.0), 1.0)
+    nn = n1 * n2  # a zero row: correlation 1 (its kernel is 0 anyway); NaN stays NaN
+    return jnp.where(nn > 0, jnp.clip(q / jnp.where(nn > 0, nn, 1.0), -1.0, 1.0),
+                     jnp.where(nn == 0, 1.0, jnp.nan))
 
 
 @jax.custom_jvp

@@ -25,9 +25,11 @@ __all__ = ["input_covariance", "kernel_matrix", "kernel_diagonal", "infinite_dep
 
 
 def safe_sqrt(s):
-    """sqrt with a zero (not infinite) derivative at 0 (a zero row without a bias)."""
+    """sqrt with a zero (not infinite) derivative at 0 (a zero row without a bias); NaN (a NaN
+    input) stays NaN."""
     positive = s > 0
-    return jnp.where(positive, jnp.sqrt(jnp.where(positive, s, 1.0)), 0.0)
+    return jnp.where(positive, jnp.sqrt(jnp.where(positive, s, 1.0)),
+                     jnp.where(s == 0, 0.0, jnp.nan))
 
 
 def input_covariance(X1, X2, weight_variance, bias_variance):

@@ -8,9 +8,18 @@ import numpy as np
 
 
 def check_inputs(X, name: str = "X") -> np.ndarray:
-    """A finite, non-empty 2-D float64 array (N, d) from a NumPy/JAX array or nested list."""
+    """A finite, non-empty 2-D float64 array (N, d) from a NumPy/JAX array, a pandas DataFrame
+    (nullable dtypes too; missing values are reported as NaN) or nested lists."""
     if isinstance(X, (str, bytes)) or X is None:
         raise TypeError(f"{name} must be a 2-D numeric array of shape (N, d), got {type(X).__name__}")
+    if hasattr(X, "tocsr") and hasattr(X, "nnz"):  # scipy.sparse
+        raise TypeError(f"{name} is a scipy.sparse {type(X).__name__}: the kernels need dense "
+                        f"inputs (the kernel matrix is dense anyway); pass {name}.toarray()")
+    if hasattr(X, "to_numpy") and hasattr(X, "dtypes"):  # pandas, nullable dtypes included
+        try:
+            X = X.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"{name} must hold real numbers: {exc}") from exc
     try:
         arr = np.asarray(X)
     except Exception as exc:  # e.g. ragged nested lists

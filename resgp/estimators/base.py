@@ -17,6 +17,7 @@ from sklearn.gaussian_process.kernels import ConstantKernel, WhiteKernel
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
+from ..core.activations import clone_parameters, picklable_state
 from ..sklearn_kernel import DEFAULT_BIAS_BOUNDS, ResNetKernel
 
 try:  # scikit-learn >= 1.6
@@ -55,6 +56,14 @@ def expected_failed_checks(estimator) -> dict[str, str]:
 
 class _ResNetGPBase(BaseEstimator):
     """Parameters, kernel construction and fitted hyperparameters shared by both estimators."""
+
+    def __getstate__(self):
+        """scikit-learn's state, plain callables (``activation=jnp.tanh``) by reference."""
+        return picklable_state(super().__getstate__())
+
+    def __sklearn_clone__(self):
+        """An unfitted clone that keeps a callable activation itself (not a deep copy)."""
+        return type(self)(**clone_parameters(self.get_params(deep=False)))
 
     def _kernel(self):
         """ConstantKernel * ResNetKernel + WhiteKernel from the (unmodified) parameters.

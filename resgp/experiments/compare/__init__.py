@@ -61,7 +61,7 @@ from .metrics import ECE_BINS, METRICS, TIMES, expected_calibration_error, log_l
 from .models import JITTER, KERNELS, ExactGPClassifier, KernelSpec, kernel_zoo
 from .plots import plot
 from .report import ranks, to_markdown
-from .runner import MODES, NT_NOTE, aggregate, evaluate, run, run_benchmark
+from .runner import MODES, NT_NOTE, aggregate, check_out, evaluate, read_journal, run, run_benchmark
 
 __all__ = [
     "DATASETS",
@@ -89,4 +89,6 @@ __all__ = [
     "to_markdown",
     "plot",
     "run",
+    "check_out",
+    "read_journal",
 ]

@@ -22,7 +22,8 @@ from .models import JITTER, ExactGPClassifier, KernelSpec, kernel_zoo
 from .plots import plot
 from .report import ranks, to_markdown
 
-__all__ = ["NT_NOTE", "MODES", "evaluate", "aggregate", "run_benchmark", "run"]
+__all__ = ["NT_NOTE", "MODES", "evaluate", "aggregate", "run_benchmark", "run", "check_out",
+           "read_journal"]
 
 
 NT_NOTE = (
@@ -114,9 +115,43 @@ def aggregate(split_results: list[dict], task: str) -> dict:
     return {k: _mean_se([r.get(k) for r in split_results]) for k in keys}
 
 
+def _job_key(dataset, split, kernel):
+    return f"{dataset}|{split}|{kernel}"
+
+
+def read_journal(path, config) -> dict:
+    """The finished results of an earlier run with the same ``config`` (JSON lines: a header
+    with the configuration, then one line per finished (data set, split, kernel)), keyed by
+    :func:`_job_key`. A missing file gives {}; another configuration is a ValueError."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    lines = path.read_text().splitlines()
+    try:
+        header = json.loads(lines[0]) if lines else {}
+    except json.JSONDecodeError:
+        header = {}
+    if header.get("config") != config:
+        raise ValueError(f"{path} holds the results of another configuration "
+                         f"({header.get('config')}); remove it or run without --resume")
+    done = {}
+    for line in lines[1:]:
+        try:
+            entry = json.loads(line)
+        except json.JSONDecodeError:  # a line cut by an interruption
+            continue
+        done[entry["key"]] = entry["result"]
+    return done
+
+
 def run_benchmark(datasets, kernels=None, n_splits=5, test_size=0.3, max_rows=1000, seed=0,
-                  progress=True, desc="resgp bench") -> dict:
-    """Every (data set, split, kernel): :func:`evaluate`. Returns the JSON-able results."""
+                  progress=True, desc="resgp bench", journal=None, resume=False) -> dict:
+    """Every (data set, split, kernel): :func:`evaluate`. Returns the JSON-able results.
+
+    ``journal``: a path where each finished result is appended as a JSON line as it comes
+    (:func:`read_journal`); ``resume``: take the finished results of an earlier, interrupted
+    run from it instead of fitting them again. Ctrl-C stops the loop and returns what was done
+    (``interrupted`` is then True)."""
     from threadpoolctl import threadpool_limits
 
     specs = kernel_zoo(kernels)
@@ -124,40 +159,69 @@ def run_benchmark(datasets, kernels=None, n_splits=5, test_size=0.3, max_rows=10
     for name in datasets:
         X, y, info = load_dataset(name, max_rows=max_rows, seed=seed)
         loaded.append((X, y, info, _splits(y, info["task"], n_splits, test_size, seed)))
-    total = sum(len(s) for *_, s in loaded) * len(specs)
+    config = dict(datasets=list(datasets), kernels=[s.key for s in specs], n_splits=n_splits,
+                  test_size=test_size, max_rows=max_rows, seed=seed)
+    done = read_journal(journal, config) if (journal is not None and resume) else {}
+    log = None
+    if journal is not None:
+        log = open(journal, "a" if done else "w")
+        if not done:
+            log.write(json.dumps(dict(config=config)) + "\n")
+            log.flush()
     jobs = [(d, i, s) for d, (*_, sp) in enumerate(loaded) for i in range(len(sp)) for s in specs]
     per_split: dict = {}
-    bar = progress_bar(jobs, desc, progress, total=total, leave=True)
+    todo = []
+    for d, i, spec in jobs:
+        key = _job_key(loaded[d][2]["name"], i, spec.key)
+        if key in done:
+            per_split.setdefault((loaded[d][2]["name"], spec.key), []).append(done[key])
+        else:
+            todo.append((d, i, spec))
+    bar = progress_bar(todo, desc, progress, total=len(todo), leave=True)
     start = time.perf_counter()
-    with threadpool_limits(1):
-        for d, i, spec in bar:
-            X, y, info, splits = loaded[d]
-            if hasattr(bar, "set_postfix_str"):
-                bar.set_postfix_str(f"{info['name']} split {i + 1} {spec.key}")
-            train, test = splits[i]
-            try:
-                r = evaluate(spec, info["task"], X[train], y[train], X[test], y[test])
-            except Exception as err:  # noqa: BLE001 - record and go on
-                r = dict(error=f"{type(err).__name__}: {err}")
-            per_split.setdefault((info["name"], spec.key), []).append(r)
+    interrupted = False
+    try:
+        with threadpool_limits(1):
+            for d, i, spec in bar:
+                X, y, info, splits = loaded[d]
+                if hasattr(bar, "set_postfix_str"):
+                    bar.set_postfix_str(f"{info['name']} split {i + 1} {spec.key}")
+                train, test = splits[i]
+                try:
+                    r = evaluate(spec, info["task"], X[train], y[train], X[test], y[test])
+                except Exception as err:  # noqa: BLE001 - record and go on
+                    r = dict(error=f"{type(err).__name__}: {err}")
+                per_split.setdefault((info["name"], spec.key), []).append(r)
+                if log is not None:
+                    log.write(json.dumps(dict(key=_job_key(info["name"], i, spec.key),
+                                              result=r)) + "\n")
+                    log.flush()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if log is not None:
+            log.close()
     runtime = time.perf_counter() - start
     results = []
     for X, y, info, splits in loaded:
         for spec in specs:
-            rs = per_split[(info["name"], spec.key)]
+            rs = per_split.get((info["name"], spec.key), [])
+            if not rs:
+                continue
             results.append(dict(
                 dataset=info["name"], task=info["task"], kernel=spec.key, label=spec.label,
                 family=spec.family, summary=aggregate(rs, info["task"]),
                 splits=rs, errors=[r["error"] for r in rs if "error" in r]))
     return dict(
-        config=dict(datasets=list(datasets), kernels=[s.key for s in specs], n_splits=n_splits,
-                    test_size=test_size, max_rows=max_rows, seed=seed),
+        config=config,
         datasets=[info for *_, info, _ in loaded],
         kernels={s.key: dict(label=s.label, family=s.family, kernel=repr(s.full()))
                  for s in specs},
         results=results,
         environment=_environment(),
         runtime_s=runtime,
+        resumed=len(jobs) - len(todo),
+        interrupted=interrupted,
         note=NT_NOTE,
     )
 
@@ -177,20 +241,44 @@ def _environment():
 # ----------------------------------------------------------------------------- entry point
 
 
-def run(out, mode="full", stem="compare_kernels", progress=True, title=None, **overrides) -> dict:
+def check_out(out) -> Path:
+    """The output folder, created, or a ValueError naming the problem (before any fit)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".resgp-write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ValueError(f"--out {out} cannot be written: {exc.strerror or exc}") from exc
+    return out
+
+
+def run(out, mode="full", stem="compare_kernels", progress=True, title=None, resume=False,
+        **overrides) -> dict:
     """Run a benchmark mode of :data:`MODES` (keyword arguments override its settings) and
-    write ``out/stem.md``, ``.json`` and ``.png``. Returns the results with their ``files``."""
+    write ``out/stem.md``, ``.json`` and ``.png``. Returns the results with their ``files``.
+
+    Each finished fit is appended to ``out/stem.jsonl`` as it comes; ``resume=True`` takes the
+    fits already there (an interrupted run of the same settings) instead of redoing them. On
+    Ctrl-C the files are written from the fits done (``interrupted`` True in the results)."""
     cfg = dict(MODES[mode])
     cfg.update({k: v for k, v in overrides.items() if v is not None})
+    out = check_out(out)
+    journal = out / f"{stem}.jsonl"
     bench = run_benchmark(cfg["datasets"], cfg["kernels"], n_splits=cfg["n_splits"],
                           max_rows=cfg["max_rows"], seed=cfg.get("seed", 0), progress=progress,
-                          desc=f"resgp {'demo' if mode == 'demo' else 'bench'}")
+                          desc=f"resgp {'demo' if mode == 'demo' else 'bench'}",
+                          journal=journal, resume=resume)
     bench["config"]["mode"] = mode
     bench["ranks"] = ranks(bench)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    files = dict(markdown=out / f"{stem}.md", json=out / f"{stem}.json")
+    files = dict(markdown=out / f"{stem}.md", json=out / f"{stem}.json", journal=journal)
     markdown = to_markdown(bench, title or f"resgp kernel comparison ({mode})")
+    if bench["interrupted"]:
+        markdown = ("**Interrupted**: the tables hold the fits finished before Ctrl-C; rerun "
+                    "with `--resume` to complete them.\n\n" + markdown)
     files["markdown"].write_text(markdown)
     files["json"].write_text(json.dumps(bench, indent=1) + "\n")
     png = plot(bench, out / f"{stem}.png")

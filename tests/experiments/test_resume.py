@@ -1,0 +1,70 @@
+"""resgp bench: results written as they come, Ctrl-C keeps them, --resume does not redo them,
+bad arguments are argparse errors (issue 13)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from resgp import cli
+from resgp.experiments.compare import runner
+
+SETTINGS = dict(mode="quick", datasets=["diabetes"], kernels=["rbf", "matern52"], n_splits=2,
+                max_rows=60, progress=False)
+
+
+def test_interrupted_bench_resumes_without_redoing(tmp_path, monkeypatch):
+    real = runner.evaluate
+    calls = []
+
+    def interrupt_at_third(*args, **kwargs):
+        calls.append(args[0].key)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "evaluate", interrupt_at_third)
+    first = runner.run(tmp_path, **SETTINGS)
+    assert first["interrupted"] and len(calls) == 3
+    lines = (tmp_path / "compare_kernels.jsonl").read_text().splitlines()
+    assert len(lines) == 1 + 2  # the header and the two finished fits
+    assert "Interrupted" in (tmp_path / "compare_kernels.md").read_text()
+    assert sum(len(r["splits"]) for r in first["results"]) == 2
+
+    calls.clear()
+    monkeypatch.setattr(runner, "evaluate", lambda *a, **k: (calls.append(a[0].key), real(*a, **k))[1])
+    second = runner.run(tmp_path, resume=True, **SETTINGS)
+    assert not second["interrupted"] and second["resumed"] == 2 and len(calls) == 2
+    assert sum(len(r["splits"]) for r in second["results"]) == 4
+    done = [json.loads(x)["result"] for x in (tmp_path / "compare_kernels.jsonl").read_text()
+            .splitlines()[1:]]
+    assert len(done) == 4
+    first_fit = first["results"][0]["splits"][0]
+    assert second["results"][0]["splits"][0] == first_fit  # taken from the journal, as it was
+
+    with pytest.raises(ValueError, match="another configuration"):
+        runner.run(tmp_path, resume=True, **dict(SETTINGS, n_splits=3))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["bench", "--splits", "0"], "must be >= 1"),
+    (["bench", "--max-rows", "abc"], "not an integer"),
+    (["bench", "--datasets", "nope"], "invalid choice"),
+    (["bench", "--kernels", "nope"], "invalid choice"),
+    (["demo", "--splits", "-1"], "must be >= 1"),
+])
+def test_bad_cli_arguments_are_argparse_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_unusable_out_is_refused_before_any_fit(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(runner, "evaluate", lambda *a, **k: pytest.fail("fitted"))
+    target = tmp_path / "a-file"
+    target.write_text("")
+    for command in ("bench", "demo"):
+        with pytest.raises(SystemExit) as exit_:
+            cli.main([command, "--out", str(target)])
+        assert exit_.value.code == 2 and "is a file" in capsys.readouterr().err
