@@ -31,7 +31,7 @@ demo: $(VENV)/.installed
 PYTEST = -m pytest -q -p no:cacheprovider -n 2
 test: $(VENV)/.installed
 	$(VENV)/bin/python $(PYTEST) tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py tests/test_makefile.py tests/test_reliability.py
-	$(VENV)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_estimators.py tests/experiments
+	$(VENV)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_ard.py tests/test_estimators.py tests/experiments
 	$(VENV)/bin/python $(PYTEST) tests/test_exactness.py
 	$(VENV)/bin/python $(PYTEST) tests/gpjax
 	$(VENV)/bin/python $(PYTEST) tests/nt
@@ -39,7 +39,7 @@ test: $(VENV)/.installed
 test-newest-jax: $(NEWEST)/.installed
 	$(NEWEST)/bin/python -c "import jax; print('core tests on jax', jax.__version__)"
 	$(NEWEST)/bin/python $(PYTEST) tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py tests/test_reliability.py
-	$(NEWEST)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_estimators.py tests/experiments
+	$(NEWEST)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_ard.py tests/test_estimators.py tests/experiments
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/compare_kernels.py

@@ -9,14 +9,15 @@ Kernel functions (NumPy/JAX arrays in, float64 matrix out):
   without skip connections.
 
 scikit-learn: :class:`ResNetKernel`, :class:`MLPKernel` (kernels), :class:`ResNetGPRegressor`,
-:class:`ResNetGPClassifier` (estimators). Activations (:mod:`resgp.activations`): names "relu",
+:class:`ResNetGPClassifier` (estimators); :mod:`resgp.predict`: the trained-network (NTK-GP)
+posterior of Lee et al. 2019. Activations (:mod:`resgp.activations`): names "relu",
 "leaky_relu", "abrelu", "erf", "sin", "gelu", "tanh", parameterised factories and any
 ``jax.numpy`` callable. GPJax (:mod:`resgp.gpjax`) and Neural Tangents (:mod:`resgp.nt`)
 adapters are imported on demand. The compute core is :mod:`resgp.core`; the math is in
 docs/theory.md.
 """
 
-from . import activations
+from . import activations, predict
 from .activations import ACTIVATIONS, Activation, from_callable
 from .kernels import (
     mlp_nngp,
@@ -42,6 +43,7 @@ __all__ = [
     "ResNetGPRegressor",
     "ResNetKernel",
     "activations",
+    "predict",
     "from_callable",
     "mlp_nngp",
     "mlp_nngp_diag",

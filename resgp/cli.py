@@ -159,7 +159,11 @@ def main(argv=None) -> int:
     p_verify.add_argument("--out", default="resgp-verification",
                           help="folder for the figures (PNG), results.json and the report "
                                "(default: %(default)s)")
-    p_verify.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p_verify.add_argument("--seed", type=_at_least(0), default=0,
+                          help="random seed (default: 0)")
+    p_verify.add_argument("--resume", action="store_true",
+                          help="take the experiments an interrupted run of the same settings "
+                               "left in OUT/journal instead of running them again")
     p_verify.add_argument("--report", default=None,
                           help="path of the Markdown report (default: OUT/verification.md)")
     args = parser.parse_args(argv)
@@ -192,9 +196,17 @@ def main(argv=None) -> int:
                   "completes them", file=sys.stderr)
             return 130
     elif args.command == "verify":
-        from .experiments import verify
+        from .experiments import compare, verify
 
-        result = verify.run(args.out, quick=args.quick, seed=args.seed, report=args.report)
+        try:
+            compare.check_out(args.out)
+            result = verify.run(args.out, quick=args.quick, seed=args.seed, report=args.report,
+                                resume=args.resume)
+        except ValueError as exc:  # --out unusable, or --resume on other settings
+            p_verify.error(str(exc))
+        except KeyboardInterrupt as exc:
+            print(exc, file=sys.stderr)
+            return 130
         print(f"resgp verify: {result['runtime_s']:.0f} s; report {result['files']['report']}, "
               f"figures and results.json in {args.out}")
     return 0

@@ -90,25 +90,35 @@ def _as_float64(x):
     return jnp.asarray(x, dtype=jnp.float64)
 
 
-def _positive(name: str, value) -> AbstractUnwrappable:
+def _positive(name: str, value, vector: bool = False) -> AbstractUnwrappable:
+    """A ``PositiveReal`` from a positive scalar (or, with ``vector``, a 1-D array of them:
+    per-feature weight variances)."""
     if isinstance(value, AbstractUnwrappable):
         return value
     if isinstance(value, jax.core.Tracer):  # built inside a transformation: no value to check
         return PositiveReal(value)
+    if isinstance(value, (list, tuple)) and vector:
+        value = np.asarray(value, dtype=np.float64)
     if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.ndarray, jax.Array)):
         raise TypeError(f"{name} must be a positive number, got {type(value).__name__}")
+    if vector and np.ndim(value) == 1:
+        if np.size(value) == 0 or not np.all(np.isfinite(value)) or not np.all(
+                np.asarray(value) > 0):
+            raise ValueError(f"{name} must hold finite positive variances, got {value!r}")
+        return PositiveReal(jnp.asarray(value, dtype=jnp.float64))
     if np.ndim(value) != 0 or not np.isfinite(value) or not float(value) > 0:
-        raise ValueError(f"{name} must be a finite positive scalar, got {value!r}")
+        raise ValueError(f"{name} must be a finite positive scalar"
+                         f"{' or a 1-D array of them' if vector else ''}, got {value!r}")
     return PositiveReal(value)
 
 
-def _frozen_or_positive(name, value, frozen_at):
+def _frozen_or_positive(name, value, frozen_at, vector=False):
     """A network without biases (0) or the default weight variance: frozen (not trained)."""
     if (isinstance(value, (numbers.Real, np.ndarray, jax.Array))
             and not isinstance(value, (bool, jax.core.Tracer)) and np.ndim(value) == 0
             and value == frozen_at):
         return paramax.non_trainable(jnp.asarray(float(frozen_at)))
-    return _positive(name, value)
+    return _positive(name, value, vector)
 
 
 class ResNetKernelComputation(AbstractKernelComputation):
@@ -163,9 +173,11 @@ class ResNetKernel(AbstractKernel):
     bias_variance : float >= 0 or parameter, default=0.0
         :math:`\sigma_b^2`; 0 (the default, a bias-free network) is frozen, a positive value
         is a ``PositiveReal``.
-    weight_variance : float > 0 or parameter, default=1.0
+    weight_variance : float > 0, array (d,) of them, or parameter, default=1.0
         :math:`\sigma_w^2` of the input layer; the default 1 is frozen (for ReLU it only
-        rescales the kernel, which ``variance`` does); another value is a ``PositiveReal``.
+        rescales the kernel, which ``variance`` does); another value is a ``PositiveReal``;
+        an array gives one variance per (active) feature (ARD, :math:`q_0(a, b) = \sum_i
+        w_i a_i b_i / d + \sigma_b^2`), a ``(d,)`` ``PositiveReal`` trained by ``gpx.fit``.
     activation : str, Activation or callable, default="relu"
         As in :func:`resgp.resnet_nngp`.
     depth : int >= 1 or None, default=None
@@ -209,7 +221,8 @@ class ResNetKernel(AbstractKernel):
         self.variance = _positive("variance", variance)
         self.branch_variance = _positive("branch_variance", branch_variance)
         self.bias_variance = _frozen_or_positive("bias_variance", bias_variance, 0.0)
-        self.weight_variance = _frozen_or_positive("weight_variance", weight_variance, 1.0)
+        self.weight_variance = _frozen_or_positive("weight_variance", weight_variance, 1.0,
+                                                   vector=True)
         # activation, depth, NTK flag and tolerances: static, validated once
         self.network = network.resnet(depth=depth, activation=activation, ntk=ntk)
         super().__init__(active_dims, n_dims, compute_engine)
@@ -223,6 +236,10 @@ class ResNetKernel(AbstractKernel):
         x = self.slice_input(x)
         if not isinstance(x, jax.core.Tracer):
             _check_finite(x)
+        w = val(self.weight_variance)
+        if jnp.ndim(w) == 1 and w.shape[0] != x.shape[-1]:
+            raise ValueError(f"weight_variance has {w.shape[0]} entries but the inputs have "
+                             f"{x.shape[-1]} (active) features: give one variance per feature")
         return _as_float64(x)
 
     def __call__(self, x, y):

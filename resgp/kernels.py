@@ -35,9 +35,10 @@ _RESNET_DOC = r"""
     branch_variance : float > 0, default=1.0
         T, the total branch variance :math:`\sum_l \alpha_l^2` (T = 1 is Hayou & Yang's
         :math:`1/\sqrt{{L}}` scaling).
-    weight_variance : float > 0, default=1.0
+    weight_variance : float > 0 or array (d,) of them, default=1.0
         :math:`\sigma_w^2` of the input layer, :math:`q_0(a,b) = \sigma_w^2\langle a,b\rangle/d
-        + \sigma_b^2`.
+        + \sigma_b^2`, or one variance per feature (ARD), :math:`q_0(a,b) = \sum_i w_i a_i
+        b_i/d + \sigma_b^2`.
     bias_variance : float >= 0, default=0.0
         :math:`\sigma_b^2` of the input layer (0: a bias-free network, as in Hayou & Yang).
     activation : str, Activation or callable, default="relu"
@@ -106,8 +107,13 @@ def _traceable(net, fn, *arrays):
         if a is not None and (a.ndim != 2 or a.shape[-1] != arrays[0].shape[-1]):
             raise ValueError(f"inputs must be 2-D of shape (N, d) with one d, got shapes "
                              f"{[x.shape for x in arrays if x is not None]}")
+    w = net.weight_variance
+    if net.ard and len(w) != arrays[0].shape[-1]:
+        raise ValueError(f"weight_variance has {len(w)} entries but the inputs have "
+                         f"{arrays[0].shape[-1]} features: give one variance per feature")
     return fn(net, *arrays, branch_variance=net.branch_variance,
-              weight_variance=net.weight_variance, bias_variance=net.bias_variance)
+              weight_variance=jnp.asarray(w) if net.ard else w,
+              bias_variance=net.bias_variance)
 
 
 def _matrix(net, X1, X2):

@@ -29,12 +29,13 @@ from sklearn.gaussian_process.kernels import Hyperparameter, Kernel
 
 from .core import engine, network
 from .core.activations import clone_parameters, picklable_state
-from .core.validation import check_inputs, check_pair, check_variance
+from .core.validation import check_inputs, check_pair, check_variance, check_weight_variance
 
 __all__ = ["MLPKernel", "ResNetKernel"]
 
 _BOUNDS_RTOL = 1e-8  # theta -> exp(theta) may land a rounding error outside the bounds
 DEFAULT_BIAS_BOUNDS = (1e-5, 1e2)
+DEFAULT_WEIGHT_BOUNDS = (1e-2, 1e2)  # each per-feature weight variance (ARD)
 _ZERO_BIAS = (
     "bias_variance=0 requires bias_variance_bounds='fixed' or None: hyperparameters are "
     "optimised in log space and log(0) is undefined. Leave the bounds out for a bias-free "
@@ -89,13 +90,16 @@ class _NNGPKernel(Kernel):
         bounds = getattr(self, name + "_bounds")
         if bounds is None and name == "bias_variance":
             return "fixed" if _is_zero(self.bias_variance) else DEFAULT_BIAS_BOUNDS
+        if bounds is None and name == "weight_variance":  # a scalar only rescales (ReLU)
+            return "fixed" if np.ndim(self.weight_variance) == 0 else DEFAULT_WEIGHT_BOUNDS
         return _check_bounds(name, bounds)
 
     def _hyperparameter(self, name):
         bounds = self._bounds(name)
         if bounds != "fixed" and _is_zero(getattr(self, name)):
             raise ValueError(_ZERO_BIAS)
-        return Hyperparameter(name, "numeric", bounds)
+        size = int(np.size(getattr(self, name)))
+        return Hyperparameter(name, "numeric", bounds, n_elements=size)
 
     @property
     def hyperparameter_bias_variance(self):
@@ -105,15 +109,21 @@ class _NNGPKernel(Kernel):
         """(Network, free hyperparameter names in sklearn's alphabetical order, values)."""
         values, free = dict(self._FIXED), []
         for name in self._HYPERPARAMETERS:
-            value = check_variance(name, getattr(self, name), allow_zero=name == "bias_variance")
+            if name == "weight_variance":  # a variance, or one per feature (ARD)
+                value = check_weight_variance(getattr(self, name))
+            else:
+                value = check_variance(name, getattr(self, name),
+                                       allow_zero=name == "bias_variance")
             values[name] = value
             bounds = self._bounds(name)
             if bounds == "fixed":
                 continue
-            if value == 0:
+            if np.all(np.asarray(value) == 0):
                 raise ValueError(_ZERO_BIAS)
             low, high = bounds
-            if not low * (1 - _BOUNDS_RTOL) <= value <= high * (1 + _BOUNDS_RTOL):
+            inside = (low * (1 - _BOUNDS_RTOL) <= np.asarray(value)) & (
+                np.asarray(value) <= high * (1 + _BOUNDS_RTOL))
+            if not np.all(inside):
                 raise ValueError(f"{name}={value!r} is outside {name}_bounds=({low:g}, "
                                  f"{high:g}); widen the bounds or set them to 'fixed'")
             free.append(name)
@@ -149,8 +159,9 @@ class _NNGPKernel(Kernel):
         if not eval_gradient:
             return engine.gram(net, X)
         K, grad = engine.gram_and_gradients(net, X, free)
-        for k, name in enumerate(free):
-            grad[k] *= values[name]  # log space
+        scales = np.concatenate([np.atleast_1d(values[name]) for name in free]) if free \
+            else np.empty(0)
+        grad *= scales[:, None, None]  # log space (per-feature weights: one slice each)
         return K, grad.transpose(1, 2, 0)
 
     def diag(self, X):
@@ -179,6 +190,9 @@ class _NNGPKernel(Kernel):
 
     def __repr__(self):
         shown = [f"{name}={_fmt(getattr(self, name))}" for name in self._REPR]
+        w = getattr(self, "weight_variance", 1.0)
+        if "weight_variance" in self._HYPERPARAMETERS and (np.ndim(w) or w != 1.0):
+            shown.append(f"weight_variance={np.asarray(w).tolist()!r}")
         if "depth" not in self._REPR and self.depth is not None:
             shown.append(f"depth={self.depth!r}")
         if self.ntk is True:
@@ -193,8 +207,9 @@ class ResNetKernel(_NNGPKernel):
     r"""NNGP (or NTK) kernel of the infinitely wide scaled ResNet (Hayou & Yang 2023).
 
     :math:`k(a, b) = q_T(a, b)`: the covariance of the output of a ResNet whose input layer has
-    :math:`q_0(a, b) = \langle a, b\rangle / d + \sigma_b^2` (weight variance 1: for ReLU it
-    only rescales the kernel, which a ``ConstantKernel`` in front does) and whose residual
+    :math:`q_0(a, b) = \sum_i w_i a_i b_i / d + \sigma_b^2` (one weight variance w for every
+    feature by default, fixed at 1: for ReLU it only rescales the kernel, which a
+    ``ConstantKernel`` in front does; per-feature variances, ARD, are free) and whose residual
     branches have total variance T, in the infinite-depth limit (``depth=None``) or after
     ``depth`` blocks; the same as :func:`resgp.resnet_nngp` (:func:`resgp.resnet_ntk` with
     ``ntk=True``). Not stationary; scale it with a ``ConstantKernel``.
@@ -217,14 +232,21 @@ class ResNetKernel(_NNGPKernel):
         scikit-learn's Laplace approximation in ``GaussianProcessClassifier``.
     bias_variance_bounds : pair of floats > 0, "fixed" or None, default=None
         None: (1e-5, 100) when ``bias_variance > 0``, "fixed" when it is 0.
+    weight_variance : float > 0 or array (d,) of them, default=1.0
+        :math:`w` of the input layer, or one per feature (ARD, as ``RBF(length_scale=array)``:
+        a vector hyperparameter, log space, with exact gradients).
+    weight_variance_bounds : pair of floats > 0, "fixed" or None, default=None
+        None: "fixed" for a scalar (it only rescales a ReLU kernel), (1e-2, 100) for each
+        entry of an array.
     """
 
-    _HYPERPARAMETERS = ("branch_variance", "bias_variance")
-    _FIXED = {"weight_variance": 1.0}
+    _HYPERPARAMETERS = ("branch_variance", "bias_variance", "weight_variance")
+    _FIXED = {}
     _REPR = ("branch_variance", "bias_variance")
 
     def __init__(self, branch_variance=1.0, bias_variance=0.0, activation="relu", depth=None,
-                 ntk=False, branch_variance_bounds=(1e-2, 1e1), bias_variance_bounds=None):
+                 ntk=False, branch_variance_bounds=(1e-2, 1e1), bias_variance_bounds=None,
+                 weight_variance=1.0, weight_variance_bounds=None):
         self.branch_variance = branch_variance
         self.bias_variance = bias_variance
         self.activation = activation
@@ -232,10 +254,21 @@ class ResNetKernel(_NNGPKernel):
         self.ntk = ntk
         self.branch_variance_bounds = branch_variance_bounds
         self.bias_variance_bounds = bias_variance_bounds
+        self.weight_variance = weight_variance
+        self.weight_variance_bounds = weight_variance_bounds
 
     @property
     def hyperparameter_branch_variance(self):
         return self._hyperparameter("branch_variance")
+
+    @property
+    def hyperparameter_weight_variance(self):
+        return self._hyperparameter("weight_variance")
+
+    @property
+    def anisotropic(self):
+        """True with one weight variance per feature (ARD)."""
+        return np.ndim(self.weight_variance) > 0
 
     def _network(self, values):
         return network.resnet(depth=self.depth, activation=self.activation, ntk=self.ntk,

@@ -497,3 +497,63 @@ def test_feature_names():
         reg.predict(X[X.columns[::-1]])
     clf = fit_quietly(ResNetGPClassifier(), X, pd.Series(np.where(y > y.median(), "hi", "lo")))
     assert_array_equal(clf.feature_names_in_, X.columns)
+
+
+# ----------------------------------------------------------------------------- NTK posterior
+
+
+def test_regressor_ntk_posterior():
+    """posterior="ntk": the trained-network posterior with the fitted hyperparameters, checked
+    against a direct solve; trained for time 0 it is the prior mean; bad settings are errors."""
+    import resgp
+
+    rng = np.random.default_rng(5)
+    X, Xt = rng.normal(size=(30, 3)), rng.normal(size=(7, 3))
+    Y = np.column_stack([np.sin(X[:, 0]), X[:, 1] ** 2]) + 0.05 * rng.normal(size=(30, 2))
+    model = resgp.ResNetGPRegressor(posterior="ntk", bias_variance=0.1).fit(X, Y)
+    nngp = resgp.ResNetGPRegressor(bias_variance=0.1).fit(X, Y)
+    assert_allclose(model.branch_variance_, nngp.branch_variance_, rtol=1e-12)
+    A, B = model.scaler_.transform(X), model.scaler_.transform(Xt)
+    kw = dict(branch_variance=model.branch_variance_, bias_variance=model.bias_variance_)
+    a, noise = model.amplitude_, model.noise_variance_
+    theta = a * resgp.resnet_ntk(A, **kw) + (noise + 1e-10) * np.eye(30)
+    y_mean, y_std = Y.mean(axis=0), Y.std(axis=0)
+    want = a * resgp.resnet_ntk(B, A, **kw) @ np.linalg.solve(theta, (Y - y_mean) / y_std)
+    mean, std = model.predict(Xt, return_std=True)
+    assert_allclose(mean, want * y_std + y_mean, rtol=1e-9)
+    _, cov = model.predict(Xt, return_cov=True)
+    assert cov.shape == (7, 7, 2)
+    assert_allclose(std, np.sqrt(np.diagonal(cov).T), rtol=1e-12)
+    assert np.all(std > np.sqrt(noise) * y_std * 0.999)
+    at_zero = resgp.ResNetGPRegressor(posterior="ntk", train_time=0.0, optimizer=None).fit(X, Y)
+    assert_allclose(at_zero.predict(Xt), np.broadcast_to(y_mean, (7, 2)), rtol=1e-12)
+    with pytest.raises(ValueError, match="posterior must be"):
+        resgp.ResNetGPRegressor(posterior="bayes").fit(X, Y)
+    with pytest.raises(ValueError, match="t must be"):
+        resgp.ResNetGPRegressor(posterior="ntk", train_time=-1.0).fit(X, Y)
+    assert clone(model).get_params()["posterior"] == "ntk"
+
+
+def test_estimators_with_ard():
+    """ard=True: one weight variance per feature, fitted; it finds the relevant feature and
+    raises the marginal likelihood; the classifier and the NTK posterior take it too."""
+    import resgp
+
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(60, 4))
+    y = np.sin(2.0 * X[:, 0]) + 0.05 * rng.normal(size=60)
+    ard = resgp.ResNetGPRegressor(ard=True, bias_variance=0.1).fit(X, y)
+    iso = resgp.ResNetGPRegressor(bias_variance=0.1).fit(X, y)
+    assert ard.weight_variance_.shape == (4,) and iso.weight_variance_ == 1.0
+    assert np.argmax(ard.weight_variance_) == 0
+    assert ard.log_marginal_likelihood_value_ > iso.log_marginal_likelihood_value_ + 10
+    assert ard.kernel_.theta.shape == (8,)  # amplitude, bias, branch, 4 weights, noise
+    assert_allclose(ard.log_marginal_likelihood(ard.kernel_.theta),
+                    ard.log_marginal_likelihood_value_, rtol=1e-10)
+    ntk = resgp.ResNetGPRegressor(ard=True, bias_variance=0.1, posterior="ntk").fit(X, y)
+    assert np.sqrt(np.mean((ntk.predict(X) - y) ** 2)) < 0.2
+    labels = (X[:, 1] > 0).astype(int)
+    clf = resgp.ResNetGPClassifier(ard=True).fit(X, labels)
+    assert np.argmax(clf.weight_variance_) == 1 and clf.score(X, labels) > 0.9
+    with pytest.raises(TypeError, match="ard must be"):
+        resgp.ResNetGPRegressor(ard="yes").fit(X, y)

@@ -34,19 +34,36 @@ from .activations import (RELU, SERIES_MARGIN, SERIES_ORDERS, at_order, non_fini
 from .diagonal import diagonal as _diagonal_flow
 from .inputs import covariance, features, pair_correlations
 from .tiling import bucket, tiled
+from .validation import check_features
 from .velocity import diagonal_velocity, velocity
 from .x64 import float64
 
 __all__ = ["gram", "diagonal", "gram_and_gradients", "PAIR_CHUNK", "TABLE_TILE",
-           "MAX_GRADED_PAIRS"]
+           "MAX_GRADED_PAIRS", "PARTIALS"]
 
 PAIR_CHUNK = 4096  # pairs integrated together (each with its own steps)
 MAX_GRADED_PAIRS = 20_000  # pairs whose duals need the graded rule (a clear error beyond)
 TABLE_TILE = 512  # table evaluations: the column-side factors stay in cache
 
 
+PARTIALS = ("q_aa", "q_bb", "q_ab")  # dK / dq_0(a, a), dq_0(b, b), dq_0(a, b): the chain rule of
+# any input-layer hyperparameter (per-feature weight variances, ARD) in one place
+
+
+def _mirror(names):
+    """The permutation of the stack (value, *names) under a transpose of K(X, X): the partials
+    with respect to q(a, a) and q(b, b) exchange places (None when not both are there)."""
+    stack = ("value",) + tuple(names)
+    if "q_aa" not in stack or "q_bb" not in stack:
+        return None
+    perm = np.arange(len(stack))
+    i, j = stack.index("q_aa"), stack.index("q_bb")
+    perm[i], perm[j] = j, i
+    return perm
+
+
 def _names_ok(net, names):
-    allowed = {"branch_variance", "weight_variance", "bias_variance"}
+    allowed = {"branch_variance", "weight_variance", "bias_variance", *PARTIALS}
     if net.architecture == "mlp" or net.branch_scales is not None:
         allowed.discard("branch_variance")
     for name in names:
@@ -64,7 +81,11 @@ def _q0_tangent(name, q_aa, q_bb, q_ab, b, w):
         return jnp.ones_like(q_aa), jnp.ones_like(q_bb), jnp.ones_like(q_ab)
     if name == "weight_variance":
         return (q_aa - b) / w, (q_bb - b) / w, (q_ab - b) / w
-    return jnp.zeros_like(q_aa), jnp.zeros_like(q_bb), jnp.zeros_like(q_ab)
+    zeros = (jnp.zeros_like(q_aa), jnp.zeros_like(q_bb), jnp.zeros_like(q_ab))
+    if name in PARTIALS:  # a unit perturbation of one entry of q_0
+        k = PARTIALS.index(name)
+        return tuple(jnp.ones_like(z) if i == k else z for i, z in enumerate(zeros))
+    return zeros
 
 
 def _layers_tangent(name, layers, architecture, T):
@@ -225,6 +246,22 @@ def _relu_d_bias(rho, n1, n2, K, coefs, T):
     return jnp.where(positive, growth * (ratio * (R - rho * R_rho) + R_rho), 0.0)
 
 
+@jax.jit
+def _relu_partials(rho, n1, n2, coefs, T):
+    """dK/dq_aa, dK/dq_bb, dK/dq_ab of K = e^{T/2} n_a n_b R(rho), rho = q_ab / (n_a n_b):
+    e^{T/2} n_b (R - rho R') / (2 n_a), the same with a, b exchanged, and e^{T/2} R'."""
+    a, c = n1[:, None], n2[None, :]
+    growth = jnp.exp(0.5 * T)
+    positive = (a > 0) & (c > 0)
+    safe = lambda n: jnp.where(positive, n, 1.0)  # noqa: E731
+    R = relu_flow.lookup(coefs[relu_flow.VALUE], rho)
+    R_rho = relu_flow.lookup(coefs[relu_flow.D_DRHO], rho)
+    side = growth * (R - rho * R_rho) * 0.5
+    return (jnp.where(positive, side * safe(c) / safe(a), 0.0),
+            jnp.where(positive, side * safe(a) / safe(c), 0.0),
+            jnp.where(positive, growth * R_rho, 0.0))
+
+
 def _relu_tile(z1, n1, z2, n2, *, diagonal, coefs, T, b, w, names):
     rho = _correlations(z1, n1, z2, n2, diagonal=diagonal)
     K = _relu_value(rho, n1, n2, coefs, T)
@@ -234,11 +271,14 @@ def _relu_tile(z1, n1, z2, n2, *, diagonal, coefs, T, b, w, names):
     d_bias = None
     if "bias_variance" in names or "weight_variance" in names:
         d_bias = _relu_d_bias(rho, n1, n2, K, coefs, T)
+    partials = _relu_partials(rho, n1, n2, coefs, T) if set(names) & set(PARTIALS) else None
     for name in names:
         if name == "branch_variance":
             stack.append(_relu_d_T(rho, n1, n2, K, coefs, T))
         elif name == "bias_variance":
             stack.append(d_bias)
+        elif name in PARTIALS:
+            stack.append(partials[PARTIALS.index(name)])
         else:  # degree-one homogeneity: the scale direction of q_0 gives K itself
             stack.append((K - b * d_bias) / w)
     return np.stack([np.asarray(x) for x in stack])
@@ -258,10 +298,12 @@ def _pair_chunk(q_aa, q_bb, q_ab, parallel, T, b, w, *, act, ntk, names, rtol, a
     flags the pairs kept exactly parallel (:func:`resgp.core.limit.pair_flow`). Returns
     (1 + len(names), P) values and derivatives, and the worst solver status."""
 
+    inner = [nm for nm in _INNER + PARTIALS if nm in names]
+
     def one(a, c, ab, par):
         tangents = None
-        if any(nm in _INNER for nm in names):  # both directions whenever any is asked for
-            d = [_q0_tangent(nm, a, c, ab, b, w) for nm in _INNER]
+        if inner:
+            d = [_q0_tangent(nm, a, c, ab, b, w) for nm in inner]
             pair = jnp.stack([x[2] for x in d])[:, None, None]
             tangents = (jnp.stack([x[0] for x in d])[:, None],
                         jnp.stack([x[1] for x in d])[:, None], pair,
@@ -276,7 +318,7 @@ def _pair_chunk(q_aa, q_bb, q_ab, parallel, T, b, w, *, act, ntk, names, rtol, a
                 v = velocity(act, y[0][:, None], y[1][None, :], y[2], y[3] if ntk else None)
                 out.append((v[1] if ntk else v[0])[0, 0])
             else:
-                out.append(S[part][_INNER.index(name), 0, 0])
+                out.append(S[part][inner.index(name), 0, 0])
         return jnp.stack(out), info["status"]
 
     out, status = jax.vmap(one)(q_aa, q_bb, q_ab, parallel)
@@ -397,7 +439,10 @@ def _pair_gram(net, f1, f2, names):
     else:
         I, J = (x.reshape(-1) for x in np.indices((n1.size, n2.size)))
     _check_variances(net, np.concatenate([n1, n2]) ** 2)
-    every = _EVERY if names else ()
+    # every direction whenever any is asked for: a gradient never depends on what else is
+    # asked; per-feature weight variances take the partials of q_0 instead of the scale
+    every = () if not names else ((_EVERY[:2] + PARTIALS) if net.ard else
+                                  _EVERY + (PARTIALS if set(names) & set(PARTIALS) else ()))
     pick = [0] + [1 + every.index(nm) for nm in names]
     out = np.empty((1 + len(names), I.size))
     ident = np.zeros(I.size, bool)
@@ -418,7 +463,8 @@ def _pair_gram(net, f1, f2, names):
             # the ReLU family keeps exactly parallel pairs parallel (degree-one homogeneous)
             parallel = (rho[pad] == 1.0) & (act.spec is not None and act.spec[0] == "abrelu")
             res, status = _pair_chunk(qa, qb, qab, parallel, T, net.bias_variance,
-                                      net.weight_variance, act=act, ntk=net.ntk, names=every,
+                                      1.0 if net.ard else net.weight_variance, act=act,
+                                      ntk=net.ntk, names=every,
                                       rtol=net.rtol, atol=net.atol)
             limit.host_status({"status": status},
                               f"the infinite-depth flow of activation {act.name!r}")
@@ -428,7 +474,8 @@ def _pair_gram(net, f1, f2, names):
     if f2 is not None:
         _set_identical(K, net, f1, f2, names)
     if f2 is None:
-        K[:, J, I] = out
+        perm = _mirror(names)  # out's rows: the value, then names
+        K[:, J, I] = out if perm is None else out[perm]
         idx = np.diag_indices(n1.size)
         for k, values in enumerate(_diagonal_stack(net, n1 ** 2, names)):
             K[k][idx] = values
@@ -441,8 +488,9 @@ def _pair_gram(net, f1, f2, names):
 def _table_requests(net, names):
     output = "ntk" if net.ntk else "nngp"
     b, w = net.bias_variance, net.weight_variance
-    combos = {"branch_variance": (("T", 1.0),), "bias_variance": (("diag", 1.0), ("ab", 1.0)),
-              "weight_variance": (("scale", 1.0 / w), ("diag", -b / w), ("ab", -b / w))}
+    combos = {"branch_variance": (("T", 1.0),), "bias_variance": (("diag", 1.0), ("ab", 1.0))}
+    if "weight_variance" in names:  # (a scalar here: per-feature ones take the pair flow)
+        combos["weight_variance"] = (("scale", 1.0 / w), ("diag", -b / w), ("ab", -b / w))
     return [(output, (("value", 1.0),))] + [(output, combos[nm]) for nm in names]
 
 
@@ -454,7 +502,7 @@ def _table_gram(net, f1, f2, names):
     """The tabulated path, block by block of panels (flow_table.panel); a block whose table
     cannot be built takes the pair flow. None when the table does not apply at all."""
     tol = max(net.rtol, net.atol)  # the table's tolerance is the solver's
-    if not 1e-13 <= tol <= 1e-3:
+    if not 1e-13 <= tol <= 1e-3 or set(names) & set(PARTIALS):  # (no tables of the partials)
         return None
     n1 = f1[1]
     n2 = n1 if f2 is None else f2[1]
@@ -507,6 +555,8 @@ def _diagonal_stack(net, q, names):
             rows.append(np.asarray(v[1] if net.ntk else v[0]))
         elif name == "bias_variance":
             rows.append(sens)
+        elif name in PARTIALS:  # on the diagonal q_aa = q_bb = q_ab: only the sum counts
+            rows.append(sens if name == "q_aa" else np.zeros_like(sens))
         else:
             rows.append(sens * (q - b) / w)
     return rows
@@ -552,6 +602,9 @@ def _check_scale(net, *norms):
 def _compute(net, X1, X2, names):
     _names_ok(net, names)
     names = tuple(names)
+    for X, name in ((X1, "X1"), (X2, "X2")):
+        if X is not None:
+            check_features(X, net.weight_variance, name)
     f1 = features(X1, net.weight_variance, net.bias_variance)
     f2 = None if X2 is None else features(X2, net.weight_variance, net.bias_variance)
     _check_scale(net, f1[1], *(() if f2 is None else (f2[1],)))
@@ -567,7 +620,8 @@ def _compute(net, X1, X2, names):
         fn, tile, pad = tile_fn
         q_top = float(max(np.max(f1[1], initial=0.0), np.max((f1 if f2 is None else f2)[1],
                                                              initial=0.0))) ** 2
-        return _finite(tiled(fn, f1, f2, tile=tile, pad=pad), net, q_top)
+        out = tiled(fn, f1, f2, tile=tile, pad=pad, mirror=_mirror(names))
+        return _finite(out, net, q_top)
 
 
 def _finite(out, net, q_top):
@@ -607,20 +661,45 @@ def gram_and_gradients(net, X, names):
     net : Network
     X : ndarray (N, d)
     names : sequence of str
-        Among "branch_variance", "weight_variance", "bias_variance".
+        Among "branch_variance", "weight_variance", "bias_variance" (and the partials
+        "q_aa", "q_bb", "q_ab" with respect to the input layer's covariances).
 
     Returns
     -------
     K : ndarray (N, N)
-    gradients : ndarray (len(names), N, N)
-        :math:`\\partial K/\\partial\\,\\mathrm{name}` (not in log space), in the order of ``names``.
+    gradients : ndarray (G, N, N)
+        :math:`\partial K/\partial\,\mathrm{name}` (not in log space), in the order of ``names``;
+        per-feature weight variances (``net.ard``) give d of them in place of
+        "weight_variance", :math:`\partial K/\partial w_i = (P_{aa} x_{ai}^2 + P_{bb}
+        x_{bi}^2 + P_{ab} x_{ai}x_{bi}) / d` from the partials P (docs/theory.md, "Gradients").
     """
-    out = _compute(net, X, None, names)
-    return out[0], out[1:]
+    names = tuple(names)
+    if not (net.ard and "weight_variance" in names):
+        out = _compute(net, X, None, names)
+        return out[0], out[1:]
+    asked = tuple(n for n in names if n != "weight_variance")
+    asked += tuple(p for p in PARTIALS if p not in asked)
+    out = _compute(net, X, None, asked)
+    got = dict(zip(asked, out[1:]))
+    P_aa, P_bb, P_ab = (got[p] for p in PARTIALS)
+    d = X.shape[1]
+    rows = []
+    for name in names:
+        if name != "weight_variance":
+            rows.append(got[name][None])
+            continue
+        ard = np.empty((d,) + P_ab.shape)
+        for i in range(d):
+            x = X[:, i]
+            xx = x * x / d
+            ard[i] = P_aa * xx[:, None] + P_bb * xx[None, :] + P_ab * np.outer(x / d, x)
+        rows.append(ard)
+    return out[0], np.concatenate(rows)
 
 
 def diagonal(net, X):
     """K(x, x) for the rows of ``X`` (N,), without forming the matrix."""
+    check_features(X, net.weight_variance)
     _, n = features(X, net.weight_variance, net.bias_variance)
     _check_scale(net, n)
     act, T = net.activation, net.branch_variance

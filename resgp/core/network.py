@@ -20,7 +20,7 @@ import numpy as np
 
 from . import ode
 from .activations import Activation, get_activation
-from .validation import check_branch_scales, check_depth, check_variance
+from .validation import check_branch_scales, check_depth, check_variance, check_weight_variance
 
 __all__ = ["Network", "resnet", "mlp", "HYPERPARAMETERS"]
 
@@ -43,7 +43,9 @@ class Network:
     branch_variance : float
         T (ResNet); the sum of the squared branch scales when those are given.
     branch_scales : tuple of float or None
-    weight_variance : float
+    weight_variance : float or tuple of float
+        :math:`\sigma_w^2`, or per-feature variances :math:`w_i` of the ResNet's input layer
+        (ARD: :math:`q_0(a, b) = \sum_i w_i a_i b_i / d + \sigma_b^2`).
     bias_variance : float
     rtol, atol : float
         Tolerances of the ODE solves (infinite depth, non-ReLU); ``atol`` relative to each
@@ -56,7 +58,7 @@ class Network:
     ntk: bool
     branch_variance: float
     branch_scales: tuple | None
-    weight_variance: float
+    weight_variance: float | tuple
     bias_variance: float
     rtol: float = ode.RTOL
     atol: float = ode.ATOL
@@ -64,6 +66,11 @@ class Network:
     @property
     def infinite(self) -> bool:
         return self.depth is None
+
+    @property
+    def ard(self) -> bool:
+        """Per-feature input weight variances."""
+        return isinstance(self.weight_variance, tuple)
 
     def layers(self):
         """(skips, gains, shifts) arrays of the finite-depth schedule."""
@@ -98,7 +105,7 @@ def resnet(*, depth=None, branch_variance=1.0, weight_variance=1.0, bias_varianc
         T, scales = check_variance("branch_variance", branch_variance), None
     rtol, atol = ode.check_tolerances(rtol, atol)
     return Network("resnet", act, depth, _check_ntk(ntk, act), T, scales,
-                   check_variance("weight_variance", weight_variance),
+                   check_weight_variance(weight_variance),
                    check_variance("bias_variance", bias_variance, allow_zero=True), rtol, atol)
 
 
@@ -106,5 +113,5 @@ def mlp(*, depth, weight_variance=2.0, bias_variance=0.0, activation="relu", ntk
     """A validated MLP :class:`Network` (the parameters of :func:`resgp.mlp_nngp`)."""
     act = get_activation(activation)
     return Network("mlp", act, check_depth(depth, allow_none=False), _check_ntk(ntk, act), 0.0,
-                   None, check_variance("weight_variance", weight_variance),
+                   None, check_weight_variance(weight_variance, allow_vector=False),
                    check_variance("bias_variance", bias_variance, allow_zero=True))

@@ -42,13 +42,16 @@ def cut(features, start, stop, pad):
     return zp, npad
 
 
-def tiled(tile_fn, f1, f2, tile: int | None = None, pad: bool = True):
+def tiled(tile_fn, f1, f2, tile: int | None = None, pad: bool = True, mirror=None):
     """Assemble the (..., N, M) output tile by tile; ``f2=None`` means K(X1, X1), symmetric.
 
     ``tile_fn(z1, n1, z2, n2, diagonal=bool)`` returns a (..., b1, b2) array for a tile (a
     leading axis for a stack of matrices, e.g. a kernel and its gradients); ``diagonal`` is
-    True for the tiles on the diagonal of K(X, X).
+    True for the tiles on the diagonal of K(X, X). ``mirror``: a permutation of the leading
+    axis applied with every transpose of K(X, X) (the partials with respect to q(a, a) and
+    q(b, b) exchange places there); None for the identity.
     """
+    flip = (lambda b: b) if mirror is None else (lambda b: b[mirror])  # noqa: E731
     f2_ = f2 if f2 is not None else f1
     out = None
     rows, cols = blocks(len(f1[1]), tile), blocks(len(f2_[1]), tile)
@@ -63,10 +66,10 @@ def tiled(tile_fn, f1, f2, tile: int | None = None, pad: bool = True):
                 out = np.empty(block.shape[:-2] + (len(f1[1]), len(f2_[1])))
             view = out[..., i0:i1, j0:j1]
             if diagonal:  # XLA may round an entry and its mirror image differently: average
-                np.add(block, block.swapaxes(-1, -2), out=view)
+                np.add(block, flip(block).swapaxes(-1, -2), out=view)
                 view *= 0.5
             else:
                 view[...] = block
             if f2 is None and bj > bi:
-                out[..., j0:j1, i0:i1] = out[..., i0:i1, j0:j1].swapaxes(-1, -2)
+                out[..., j0:j1, i0:i1] = flip(out[..., i0:i1, j0:j1]).swapaxes(-1, -2)
     return out

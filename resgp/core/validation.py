@@ -95,3 +95,28 @@ def check_branch_scales(branch_scales, depth: int | None) -> np.ndarray:
     if depth is not None and alphas.size != depth:
         raise ValueError(f"branch_scales has length {alphas.size} but depth={depth}: they must match")
     return alphas
+
+
+def check_weight_variance(value, *, allow_vector: bool = True):
+    """weight_variance: a variance > 0 (float), or, with ``allow_vector``, per-feature
+    variances (ARD), a non-empty 1-D sequence of them (a tuple of floats)."""
+    if np.ndim(value) == 0 or not allow_vector:
+        return check_variance("weight_variance", value)
+    try:
+        w = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"weight_variance must be a variance or a 1-D array of them: {exc}") \
+            from None
+    if w.ndim != 1 or w.size == 0:
+        raise ValueError(f"weight_variance must be a scalar or a 1-D array (one variance per "
+                         f"feature), got shape {w.shape}")
+    if not np.isfinite(w).all() or np.any(w <= 0):
+        raise ValueError("weight_variance must hold finite variances > 0 (one per feature)")
+    return tuple(float(x) for x in w)
+
+
+def check_features(X, weight_variance, name="X"):
+    """Per-feature weight variances need one per column of ``X``."""
+    if isinstance(weight_variance, tuple) and len(weight_variance) != X.shape[1]:
+        raise ValueError(f"weight_variance has {len(weight_variance)} entries but {name} has "
+                         f"{X.shape[1]} features: give one variance per feature")

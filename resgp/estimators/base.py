@@ -65,7 +65,7 @@ class _ResNetGPBase(BaseEstimator):
         """An unfitted clone that keeps a callable activation itself (not a deep copy)."""
         return type(self)(**clone_parameters(self.get_params(deep=False)))
 
-    def _kernel(self):
+    def _kernel(self, n_features=None):
         """ConstantKernel * ResNetKernel + WhiteKernel from the (unmodified) parameters.
 
         Initial values outside their bounds are refused (scipy's L-BFGS-B would silently clip
@@ -90,6 +90,8 @@ class _ResNetGPBase(BaseEstimator):
                     f"{name}={value!r} is outside {name}_bounds=({low:g}, {high:g}); widen the "
                     f"bounds or set them to 'fixed'"
                 )
+        if not isinstance(self.ard, (bool, np.bool_)):
+            raise TypeError(f"ard must be True or False, got {self.ard!r}")
         resnet = ResNetKernel(
             branch_variance=self.branch_variance,
             bias_variance=self.bias_variance,
@@ -97,6 +99,7 @@ class _ResNetGPBase(BaseEstimator):
             depth=self.depth,
             branch_variance_bounds=self.branch_variance_bounds,
             bias_variance_bounds=self.bias_variance_bounds,
+            weight_variance=np.ones(n_features) if self.ard and n_features else 1.0,
         )
         return ConstantKernel(self.amplitude, self.amplitude_bounds) * resnet + WhiteKernel(
             self.noise_variance, self.noise_variance_bounds
@@ -107,7 +110,7 @@ class _ResNetGPBase(BaseEstimator):
         restarts = self.n_restarts_optimizer
         if not isinstance(restarts, numbers.Integral) or isinstance(restarts, bool) or restarts < 0:
             raise ValueError(f"n_restarts_optimizer must be an integer >= 0, got {restarts!r}")
-        kernel = self._kernel()
+        kernel = self._kernel(X.shape[1])
         self.scaler_ = StandardScaler().fit(X)
         self.gpr_ = GaussianProcessRegressor(
             kernel=kernel,
@@ -123,6 +126,8 @@ class _ResNetGPBase(BaseEstimator):
         self.amplitude_ = float(self.kernel_.k1.k1.constant_value)
         self.branch_variance_ = float(resnet.branch_variance)
         self.bias_variance_ = float(resnet.bias_variance)
+        self.weight_variance_ = (np.asarray(resnet.weight_variance, dtype=np.float64)
+                                 if self.ard else 1.0)
         self.noise_variance_ = float(self.kernel_.k2.noise_level)
         self.log_marginal_likelihood_value_ = float(self.gpr_.log_marginal_likelihood_value_)
 
@@ -137,7 +142,7 @@ class _ResNetGPBase(BaseEstimator):
 
         Parameters
         ----------
-        theta : array of shape (4,) or None
+        theta : array of shape (4,) (3 + n_features with ard=True) or None
             Log-hyperparameters in the order of ``kernel_.theta``: log amplitude, log bias
             variance, log branch variance, log noise variance (those with fixed bounds left out).
             None: the value at the fitted hyperparameters.
@@ -205,7 +210,11 @@ pair of floats > 0 or "fixed"
     n_restarts_optimizer : int >= 0, default=0
         Extra optimiser runs from log-uniform random starts within the bounds.
     random_state : int, RandomState instance or None, default=None
-        Seeds the restarts."""
+        Seeds the restarts.
+    ard : bool, default=False
+        One input weight variance per feature (automatic relevance determination), fitted
+        with the others (``ResNetKernel(weight_variance=np.ones(d))``, bounds (1e-2, 1e2)
+        each, on the standardised inputs)."""
 
 _ATTRIBUTES_DOC = """
     gpr_ : GaussianProcessRegressor
@@ -217,6 +226,8 @@ _ATTRIBUTES_DOC = """
         The input standardisation.
     amplitude_, branch_variance_, bias_variance_, noise_variance_ : float
         The fitted hyperparameters.
+    weight_variance_ : float or ndarray (n_features,)
+        The fitted per-feature weight variances with ``ard=True`` (else 1.0).
     log_marginal_likelihood_value_ : float
         The log marginal likelihood at the fitted hyperparameters.
     n_features_in_ : int

@@ -87,6 +87,7 @@ class ResNetGPClassifier(ClassifierMixin, _ResNetGPBase):
         optimizer="fmin_l_bfgs_b",
         n_restarts_optimizer=0,
         random_state=None,
+        ard=False,
     ):
         self.branch_variance = branch_variance
         self.bias_variance = bias_variance
@@ -101,6 +102,7 @@ class ResNetGPClassifier(ClassifierMixin, _ResNetGPBase):
         self.optimizer = optimizer
         self.n_restarts_optimizer = n_restarts_optimizer
         self.random_state = random_state
+        self.ard = ard
 
     def fit(self, X, y):
         """Fit the GP to the centred one-hot targets, then the temperature by leave-one-out.

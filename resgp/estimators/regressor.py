@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 from sklearn.base import RegressorMixin
 
-from .base import _ATTRIBUTES_DOC, _PARAMETERS_DOC, _ResNetGPBase, validate_data
+from ..kernels import resnet_nngp, resnet_ntk
+from ..predict import _check_settings, gradient_descent_mse_posterior
+from .base import _ATTRIBUTES_DOC, _PARAMETERS_DOC, JITTER, _ResNetGPBase, validate_data
 
 __all__ = ["ResNetGPRegressor"]
 
@@ -26,6 +29,15 @@ class ResNetGPRegressor(RegressorMixin, _ResNetGPBase):
     normalize_y : bool, default=True
         Standardise the targets before fitting (the noise and amplitude are then in units of the
         standardised targets); predictions are returned in the original units.
+    posterior : {"nngp", "ntk"}, default="nngp"
+        "nngp": the Bayesian posterior of the GP prior (the NNGP kernel). "ntk": the
+        trained-network posterior (Lee et al. 2019, :mod:`resgp.predict`): the infinitely wide
+        ResNet trained by gradient descent on MSE for time ``train_time``, with the NTK of the
+        same network scaled by the fitted amplitude, the fitted noise variance as its ridge
+        (absolute) and the hyperparameters fitted by the NNGP marginal likelihood.
+    train_time : float >= 0 or None, default=None
+        With ``posterior="ntk"``: the training time :math:`\eta t` (learning rate times time,
+        Neural Tangents' convention); None: trained to convergence.
 
     Attributes
     ----------"""
@@ -35,7 +47,9 @@ class ResNetGPRegressor(RegressorMixin, _ResNetGPBase):
     Notes
     -----
     ``predict(X, return_std=True)`` and ``return_cov`` include the fitted white noise (the
-    predictive distribution of a new observation), as ``GaussianProcessRegressor`` does.
+    predictive distribution of a new observation), as ``GaussianProcessRegressor`` does;
+    ``sample_y`` and ``log_marginal_likelihood`` are those of the NNGP posterior whatever
+    ``posterior``.
     """
     )
 
@@ -56,6 +70,9 @@ class ResNetGPRegressor(RegressorMixin, _ResNetGPBase):
         n_restarts_optimizer=0,
         normalize_y=True,
         random_state=None,
+        ard=False,
+        posterior="nngp",
+        train_time=None,
     ):
         self.branch_variance = branch_variance
         self.bias_variance = bias_variance
@@ -71,6 +88,9 @@ class ResNetGPRegressor(RegressorMixin, _ResNetGPBase):
         self.n_restarts_optimizer = n_restarts_optimizer
         self.normalize_y = normalize_y
         self.random_state = random_state
+        self.ard = ard
+        self.posterior = posterior
+        self.train_time = train_time
 
     def fit(self, X, y):
         """Fit the GP: standardise X, optimise the hyperparameters, condition on (X, y).
@@ -84,9 +104,51 @@ class ResNetGPRegressor(RegressorMixin, _ResNetGPBase):
         -------
         self
         """
+        if self.posterior not in ("nngp", "ntk"):
+            raise ValueError(f"posterior must be 'nngp' or 'ntk', got {self.posterior!r}")
+        if self.posterior == "ntk":
+            _check_settings(self.train_time, "ntk", 1.0, 0.0)
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True)
         self._fit_gp(X, y, normalize_y=bool(self.normalize_y))
         return self
+
+    def _network_kernels(self, A, B=None):
+        """(amplitude * NTK, amplitude * NNGP) of the fitted network, K(A, B) (B=None: K(A, A))."""
+        kw = dict(depth=self.depth, branch_variance=self.branch_variance_,
+                  bias_variance=self.bias_variance_, weight_variance=self.weight_variance_,
+                  activation=self.activation)
+        a = self.amplitude_
+        return a * resnet_ntk(A, B, **kw), a * resnet_nngp(A, B, **kw)
+
+    def _predict_ntk(self, Xs, return_std, return_cov):
+        """The trained-network posterior in the original units (noise included, as the NNGP
+        posterior's ``predict``)."""
+        gpr = self.gpr_
+        A = gpr.X_train_
+        y = np.asarray(gpr.y_train_)  # standardised when normalize_y
+        ntk_dd, nngp_dd = self._network_kernels(A)
+        ntk_td, nngp_td = self._network_kernels(Xs, A)
+        k_dd, k_td = {"ntk": ntk_dd, "nngp": nngp_dd}, {"ntk": ntk_td, "nngp": nngp_td}
+        settings = dict(t=self.train_time, get="ntk", diag_reg=self.noise_variance_ + JITTER,
+                        diag_reg_absolute_scale=True)
+        want = return_std or return_cov
+        k_tt = self.amplitude_ * resnet_nngp(Xs, depth=self.depth,
+                                             branch_variance=self.branch_variance_,
+                                             bias_variance=self.bias_variance_,
+                                             weight_variance=self.weight_variance_,
+                                             activation=self.activation) if want else None
+        out = gradient_descent_mse_posterior(k_dd, y, k_td, k_tt, **settings)
+        mean, cov = out if want else (out, None)
+        scale = np.asarray(gpr._y_train_std)
+        mean = mean * scale + np.asarray(gpr._y_train_mean)
+        if not want:
+            return mean
+        cov = cov + self.noise_variance_ * np.eye(cov.shape[0])
+        if return_cov:
+            return mean, (cov[..., None] * scale ** 2 if mean.ndim == 2 else cov * scale ** 2)
+        var = np.maximum(np.diag(cov), 0.0)
+        std = np.sqrt(var[:, None] * scale ** 2) if mean.ndim == 2 else np.sqrt(var) * scale
+        return mean, std
 
     def predict(self, X, return_std=False, return_cov=False):
         """Posterior predictive mean, and optionally its standard deviation or covariance.
@@ -105,7 +167,11 @@ class ResNetGPRegressor(RegressorMixin, _ResNetGPBase):
         y_cov : ndarray of shape (n_samples, n_samples) or (n_samples, n_samples, n_targets),
             optional. Both include the fitted noise variance.
         """
+        if return_std and return_cov:
+            raise RuntimeError("At most one of return_std or return_cov can be requested.")
         Xs = self._standardise(X)
+        if self.posterior == "ntk":
+            return self._predict_ntk(Xs, return_std, return_cov)
         return self.gpr_.predict(Xs, return_std=return_std, return_cov=return_cov)
 
     def sample_y(self, X, n_samples=1, random_state=0):

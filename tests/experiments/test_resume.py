@@ -68,3 +68,40 @@ def test_unusable_out_is_refused_before_any_fit(tmp_path, monkeypatch, capsys):
         with pytest.raises(SystemExit) as exit_:
             cli.main([command, "--out", str(target)])
         assert exit_.value.code == 2 and "is a file" in capsys.readouterr().err
+
+
+def test_verify_journal_resumes_the_unfinished_experiments(tmp_path, monkeypatch):
+    from resgp.experiments.verify import driver
+
+    calls = []
+
+    def fake(name, fail=False):
+        def run(*args, **kwargs):
+            calls.append(name)
+            if fail:
+                raise KeyboardInterrupt
+            return {"name": name, "args": len(args)}
+        return run
+
+    names = ["covariance_grid", "nt_monte_carlo_check", "commutativity", "correlation_vs_depth",
+             "gaussianity", "finite_width_sde"]
+    for name in names:
+        monkeypatch.setattr(driver, name, fake(name, fail=name == "gaussianity"))
+    cfg = {k: {} for k in ("grid", "mc_check", "correlation", "gaussianity", "sde")}
+    timed = lambda name, fn: fn()  # noqa: E731
+    settings = dict(quick=True, seed=3)
+    with pytest.raises(KeyboardInterrupt):
+        driver._experiments(cfg, 3, False, timed, driver.Journal(tmp_path, settings, False))
+    assert calls == names[:5]
+    assert sorted(p.stem for p in tmp_path.glob("*.pkl")) == sorted(
+        ["covariance", "nt_monte_carlo", "commutativity", "correlation"])
+
+    calls.clear()
+    monkeypatch.setattr(driver, "gaussianity", fake("gaussianity"))
+    res = driver._experiments(cfg, 3, False, timed, driver.Journal(tmp_path, settings, True))
+    assert calls == ["gaussianity", "finite_width_sde"]
+    assert res["covariance"] == {"name": "covariance_grid", "args": 0}
+    with pytest.raises(ValueError, match="other settings"):
+        driver.Journal(tmp_path, dict(quick=False, seed=3), True)
+    fresh = driver.Journal(tmp_path, dict(quick=False, seed=3), False)  # without --resume: anew
+    assert fresh.done == {} and not list(tmp_path.glob("*.pkl"))

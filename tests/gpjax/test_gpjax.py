@@ -371,3 +371,44 @@ def test_sparse_variational_gp_with_minibatches():
     assert float(gpx.parameters.val(q_fit.model.prior.kernel.branch_variance)) != pytest.approx(1.0)
     rmse = np.sqrt(np.mean((np.asarray(mean) - y[:500]) ** 2))
     assert rmse < 0.5 * y.std(), rmse
+
+
+# ----------------------------------------------------------------------------- ARD
+
+
+def test_ard_weight_variances(X, Y):
+    """A (d,) weight variance: the Gram equals resgp's ARD kernel, its gradient matches finite
+    differences, gpx.fit trains it towards the one relevant feature."""
+    w = np.array([0.5, 2.0, 1.3, 0.8])
+    kernel = ResNetKernel(weight_variance=w, bias_variance=0.3, activation="erf")
+    want = resgp.resnet_nngp(X, weight_variance=w, bias_variance=0.3, activation="erf")
+    assert rel_err(kernel.gram(jnp.asarray(X)).as_matrix(), want) <= RTOL
+    assert rel_err(kernel.cross_covariance(jnp.asarray(Y), jnp.asarray(X)),
+                   resgp.resnet_nngp(Y, X, weight_variance=w, bias_variance=0.3,
+                                     activation="erf")) <= RTOL
+
+    def total(v):
+        k = ResNetKernel(weight_variance=v, bias_variance=0.3, activation="erf")
+        return jnp.sum(k.cross_covariance(jnp.asarray(Y), jnp.asarray(X)))
+
+    grad = np.asarray(jax.grad(total)(jnp.asarray(w)))
+    for i in range(4):
+        e = np.zeros(4)
+        e[i] = 1e-5
+        fd = (float(total(jnp.asarray(w + e))) - float(total(jnp.asarray(w - e)))) / 2e-5
+        assert abs(grad[i] - fd) <= 1e-6 * abs(fd), i
+    with pytest.raises(ValueError, match="one variance per feature"):
+        ResNetKernel(weight_variance=np.ones(3)).gram(jnp.asarray(X)).as_matrix()
+
+    rng = np.random.default_rng(4)
+    Z = rng.normal(size=(60, 3))
+    data = gpx.Dataset(X=jnp.asarray(Z), y=jnp.asarray(np.sin(2.0 * Z[:, :1])))
+    prior = gpx.gps.Prior(mean_function=gpx.mean_functions.Zero(),
+                          kernel=ResNetKernel(weight_variance=np.ones(3), bias_variance=0.1))
+    model = prior * gpx.likelihoods.Gaussian(obs_stddev=0.3)
+    nmll = lambda m, d: -gpx.objectives.conjugate_mll(m, d)  # noqa: E731
+    fitted, _ = gpx.fit(model=model, objective=nmll, train_data=data, optim=ox.adam(0.1),
+                        num_iters=60, verbose=False)
+    learnt = np.asarray(gpx.parameters.val(fitted.prior.kernel.weight_variance))
+    assert learnt.shape == (3,) and np.argmax(learnt) == 0
+    assert float(nmll(fitted, data)) < float(nmll(model, data)) - 5.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import platform
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from .experiments import (
 from .report import render
 from .statistics import jsonable
 
-__all__ = ["run"]
+__all__ = ["run", "Journal"]
 
 
 def _environment() -> dict:
@@ -37,16 +38,54 @@ def _environment() -> dict:
                 cpus=os.cpu_count())
 
 
-def _experiments(cfg, seed, progress, timed) -> dict:
-    grid = timed("covariance", covariance_grid, **cfg["grid"], seed=seed, progress=progress)
-    mc = timed("nt_monte_carlo", nt_monte_carlo_check, **cfg["mc_check"], seed=seed)
-    paths = commutativity(grid)
-    corr = timed("correlation", correlation_vs_depth, **cfg["correlation"], seed=seed,
-                 progress=progress)
-    gauss = timed("gaussianity", gaussianity, **cfg["gaussianity"], seed=seed, progress=progress)
-    sde = timed("sde", finite_width_sde, **cfg["sde"], seed=seed, progress=progress)
-    return dict(covariance=grid, nt_monte_carlo=mc, commutativity=paths, correlation=corr,
-                gaussianity=gauss, sde=sde)
+class Journal:
+    """Each finished experiment pickled to ``folder/NAME.pkl`` as it comes, beside
+    ``config.json`` (the settings it belongs to); :meth:`load` returns those of an earlier run
+    with the same settings (for ``--resume``; other settings are a ValueError)."""
+
+    def __init__(self, folder, config, resume):
+        self.folder = Path(folder)
+        self.done = {}
+        header = self.folder / "config.json"
+        if resume and header.exists():
+            if json.loads(header.read_text()) != config:
+                raise ValueError(f"{self.folder} holds the results of other settings; remove it "
+                                 f"or run without --resume")
+            for path in self.folder.glob("*.pkl"):
+                try:
+                    self.done[path.stem] = pickle.loads(path.read_bytes())
+                except (pickle.UnpicklingError, EOFError):  # cut by an interruption
+                    pass
+        else:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            for path in self.folder.glob("*.pkl"):
+                path.unlink()
+            header.write_text(json.dumps(config))
+
+    def save(self, name, value):
+        tmp = self.folder / f"{name}.tmp"
+        tmp.write_bytes(pickle.dumps(value))
+        tmp.replace(self.folder / f"{name}.pkl")  # whole or not at all
+
+
+def _experiments(cfg, seed, progress, timed, journal) -> dict:
+    res = {}
+    steps = [
+        ("covariance", lambda: covariance_grid(**cfg["grid"], seed=seed, progress=progress)),
+        ("nt_monte_carlo", lambda: nt_monte_carlo_check(**cfg["mc_check"], seed=seed)),
+        ("commutativity", lambda: commutativity(res["covariance"])),
+        ("correlation", lambda: correlation_vs_depth(**cfg["correlation"], seed=seed,
+                                                     progress=progress)),
+        ("gaussianity", lambda: gaussianity(**cfg["gaussianity"], seed=seed, progress=progress)),
+        ("sde", lambda: finite_width_sde(**cfg["sde"], seed=seed, progress=progress)),
+    ]
+    for name, fn in steps:
+        if name in journal.done:
+            res[name] = journal.done[name]
+            continue
+        res[name] = timed(name, fn)
+        journal.save(name, res[name])
+    return res
 
 
 def _figures(res, outdir, timed) -> dict:
@@ -64,9 +103,13 @@ def _figures(res, outdir, timed) -> dict:
     )
 
 
-def run(outdir, quick=False, seed=0, *, report=None, progress=True) -> dict:
+def run(outdir, quick=False, seed=0, *, report=None, progress=True, resume=False) -> dict:
     """Run the four experiments and write ``report`` (Markdown; default
     ``outdir/verification.md``), the figures (PNG) and ``results.json`` into ``outdir``.
+
+    Each finished experiment is kept in ``outdir/journal`` as it comes (:class:`Journal`);
+    ``resume``: take those of an earlier, interrupted run with the same settings instead of
+    running them again. Ctrl-C keeps the finished ones and says how to resume.
 
     ``quick``: small grids and few samples (under a minute on 2 cores); otherwise the full mode
     (about four minutes on 2 cores). Returns the results dict (what ``results.json`` holds, plus ``files``).
@@ -85,7 +128,13 @@ def run(outdir, quick=False, seed=0, *, report=None, progress=True) -> dict:
         timings[name] = time.perf_counter() - t
         return out
 
-    res = _experiments(cfg, seed, progress, timed)
+    journal = Journal(outdir / "journal", dict(quick=bool(quick), seed=int(seed)), resume)
+    try:
+        res = _experiments(cfg, seed, progress, timed, journal)
+    except KeyboardInterrupt:
+        done = sorted(p.stem for p in journal.folder.glob("*.pkl"))
+        raise KeyboardInterrupt(f"resgp verify interrupted; finished experiments {done} are in "
+                                f"{journal.folder}: rerun with --resume to complete") from None
     figs = _figures(res, outdir, timed)
     gauss = res["gaussianity"]
     results = dict(quick=bool(quick), seed=int(seed), config=jsonable(cfg),
