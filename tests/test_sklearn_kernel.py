@@ -206,7 +206,8 @@ def test_gradient_in_composite_kernels(X, kernel):
 def test_hyperparameters_theta_bounds():
     kernel = ResNetKernel(branch_variance=2.0, bias_variance=0.5)
     names = [h.name for h in kernel.hyperparameters]
-    assert names == ["bias_variance", "branch_variance"]  # sklearn: alphabetical via dir()
+    assert names == ["bias_variance", "branch_variance", "weight_variance"]  # alphabetical
+    assert kernel.hyperparameters[2].fixed  # a scalar weight variance only rescales (ReLU)
     assert kernel.hyperparameters[0] == Hyperparameter("bias_variance", "numeric", (1e-5, 1e2))
     assert kernel.hyperparameters[1] == Hyperparameter("branch_variance", "numeric", (1e-2, 1e1))
     np.testing.assert_array_equal(kernel.theta, np.log([0.5, 2.0]))
@@ -231,7 +232,7 @@ def test_fixed_hyperparameter_drops_out(X):
         kernel = ResNetKernel(0.8, 0.4, depth=depth)
         theta = kernel.theta
         _, G = kernel(X, eval_gradient=True)
-        for i, h in enumerate(kernel.hyperparameters):
+        for i, h in enumerate(h for h in kernel.hyperparameters if not h.fixed):
             params = kernel.get_params()
             params[h.name + "_bounds"] = "fixed"
             fixed = ResNetKernel(**params)
@@ -265,11 +266,12 @@ def test_clone_pickle_repr_equality_params(X):
                                   branch_variance_bounds=(0.1, 5.0))
     assert kernel != RBF()
     assert set(kernel.get_params()) == {"branch_variance", "bias_variance", "activation", "depth", "ntk",
-                                        "branch_variance_bounds", "bias_variance_bounds"}
+                                        "branch_variance_bounds", "bias_variance_bounds",
+                                        "weight_variance", "weight_variance_bounds"}
     kernel.set_params(depth=None, bias_variance=0.2)
     assert kernel.depth is None and kernel.bias_variance == 0.2
     with pytest.raises(ValueError, match="Invalid parameter"):
-        kernel.set_params(weight_variance=2.0)
+        kernel.set_params(weight=2.0)
     # nested, as inside a GP's kernel
     composite = ConstantKernel() * ResNetKernel()
     composite.set_params(k2__branch_variance=3.0)
@@ -592,9 +594,11 @@ def test_sklearn_kernel_contract(cfg):
     rng = np.random.default_rng(7)
     X, Y = rng.normal(size=(9, 3)), rng.normal(size=(4, 3))
     kernel = _configured(cfg)
-    # theta is the log of every listed hyperparameter (all free here), in the listed order
-    names = [h.name for h in kernel.hyperparameters]
-    assert not any(h.fixed for h in kernel.hyperparameters)
+    # theta is the log of every free hyperparameter, in the listed order (a scalar weight
+    # variance is listed, fixed, as sklearn lists a fixed RBF length scale)
+    names = [h.name for h in kernel.hyperparameters if not h.fixed]
+    assert [h.name for h in kernel.hyperparameters if h.fixed] == (
+        ["weight_variance"] if isinstance(kernel, ResNetKernel) else [])
     np.testing.assert_array_equal(kernel.theta, np.log([getattr(kernel, n) for n in names]))
     K, G = kernel(X, eval_gradient=True)
     # fixing one hyperparameter removes exactly its column, bit for bit

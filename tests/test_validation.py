@@ -158,8 +158,26 @@ def test_string_X2(name):
     ],
 )
 def test_bad_input_layer_variances(name, kw, exc, pattern):
+    if name in RESNET and isinstance(kw.get("weight_variance"), list):
+        # the ResNet's input layer takes one variance per feature (ARD): a list of the wrong
+        # length is the error there (GOOD has 2 features; tests/test_ard.py checks the values)
+        kw, exc, pattern = dict(weight_variance=[1.0, 2.0, 3.0]), ValueError, \
+            r"weight_variance has 3 entries but X1? has 2 features"
     with pytest.raises(exc, match=pattern):
         ALL[name](GOOD, **kw)
+
+
+@pytest.mark.parametrize("name", RESNET)
+@pytest.mark.parametrize("bad, exc, pattern", [
+    ([[1.0, 2.0]], ValueError, "scalar or a 1-D array"),
+    ([1.0, -2.0], ValueError, "finite variances > 0"),
+    ([1.0, np.nan], ValueError, "finite variances > 0"),
+    ([], ValueError, "scalar or a 1-D array"),
+    (["a", "b"], TypeError, "1-D array of them"),
+])
+def test_bad_per_feature_weight_variances(name, bad, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        ALL[name](GOOD, weight_variance=bad)
 
 
 VARIANCES = [
