@@ -61,10 +61,11 @@ def test_cli_bench_quick_passes_options(monkeypatch, tmp_path):
 
     def fake_run(out, mode, **kw):
         seen.update(out=out, mode=mode, **kw)
-        return dict(markdown="table", runtime_s=1.0, files={"markdown": "x.md"})
+        return dict(markdown="table", runtime_s=1.0, files={"markdown": "x.md"},
+                    interrupted=False)
 
     monkeypatch.setattr(compare, "run", fake_run)
     assert cli.main(["bench", "--quick", "--out", str(tmp_path), "--kernels", "rbf",
                      "--splits", "3"]) == 0
     assert seen["mode"] == "quick" and seen["kernels"] == ["rbf"] and seen["n_splits"] == 3
-    assert seen["max_rows"] is None and seen["datasets"] is None
+    assert seen["max_rows"] is None and seen["datasets"] is None and seen["resume"] is False

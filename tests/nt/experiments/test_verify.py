@@ -115,13 +115,15 @@ def test_cli_verify_quick_writes_report(tmp_path):
 def test_cli_verify_arguments(monkeypatch, tmp_path):
     seen = {}
 
-    def fake_run(outdir, quick=False, seed=0, *, report=None, progress=True):
-        seen.update(outdir=outdir, quick=quick, seed=seed, report=report)
+    def fake_run(outdir, quick=False, seed=0, *, report=None, progress=True, resume=False):
+        seen.update(outdir=outdir, quick=quick, seed=seed, report=report, resume=resume)
         return dict(runtime_s=0.0, files=dict(report=str(tmp_path / "r.md")))
 
     monkeypatch.setattr(verify, "run", fake_run)
+    monkeypatch.chdir(tmp_path)  # --out is created (and checked) before the run
     assert cli.main(["verify", "--out", "somewhere", "--seed", "7", "--report", "r.md"]) == 0
-    assert seen == dict(outdir="somewhere", quick=False, seed=7, report="r.md")
+    assert seen == dict(outdir="somewhere", quick=False, seed=7, report="r.md", resume=False)
+    assert cli.main(["verify", "--out", "somewhere", "--resume"]) == 0 and seen["resume"]
 
 
 def test_import_resgp_does_not_import_the_experiments():
