@@ -36,7 +36,7 @@ from scipy.linalg import cho_factor, cho_solve, eigh
 
 from .core.validation import check_variance
 
-__all__ = ["gradient_descent_mse_posterior", "gradient_descent_mse"]
+__all__ = ["gradient_descent_mse_posterior", "gradient_descent_mse", "check_settings"]
 
 
 def _matrix(name, value, shape):
@@ -48,7 +48,7 @@ def _matrix(name, value, shape):
     return a
 
 
-def _check_settings(t, get, learning_rate, diag_reg):
+def check_settings(t, get, learning_rate, diag_reg):
     """(learning_rate, diag_reg) as floats, or a clear error for any bad setting."""
     if get not in ("ntk", "nngp"):
         raise ValueError(f"get must be 'ntk' or 'nngp', got {get!r}")
@@ -103,13 +103,13 @@ def gradient_descent_mse_posterior(k_train_train, y_train, k_test_train=None,
     cov : array (m, m)
         Only when ``nngp_test_test`` is given; shared by the k outputs.
     """
-    _check_settings(t, get, learning_rate, diag_reg)
+    check_settings(t, get, learning_rate, diag_reg)
     y = np.asarray(y_train, dtype=np.float64)
     if y.ndim not in (1, 2) or not np.isfinite(y).all():
         raise ValueError("y_train must be a finite (n,) or (n, k) array")
     n = y.shape[0]
     k_dd = _matrix(f"k_train_train[{get!r}]", k_train_train[get], (n, n))
-    eta, reg = _check_settings(t, get, learning_rate, diag_reg)
+    eta, reg = check_settings(t, get, learning_rate, diag_reg)
     cov_wanted = nngp_test_test is not None
     k_td = None
     if k_test_train is not None:
@@ -187,7 +187,7 @@ def gradient_descent_mse(X_train, y_train, X_test, *, t=None, get="ntk", compute
     """
     from .kernels import resnet_nngp, resnet_ntk
 
-    _check_settings(t, get, learning_rate, diag_reg)  # before any kernel is computed
+    check_settings(t, get, learning_rate, diag_reg)  # before any kernel is computed
     need_nngp = compute_cov or get == "nngp"
     k_dd, k_td = {}, {}
     if get == "ntk":

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.base import RegressorMixin
 
 from ..kernels import resnet_nngp, resnet_ntk
-from ..predict import _check_settings, gradient_descent_mse_posterior
+from ..predict import check_settings, gradient_descent_mse_posterior
 from .base import _ATTRIBUTES_DOC, _PARAMETERS_DOC, JITTER, _ResNetGPBase, validate_data
 
 __all__ = ["ResNetGPRegressor"]
@@ -107,17 +107,20 @@ class ResNetGPRegressor(RegressorMixin, _ResNetGPBase):
         if self.posterior not in ("nngp", "ntk"):
             raise ValueError(f"posterior must be 'nngp' or 'ntk', got {self.posterior!r}")
         if self.posterior == "ntk":
-            _check_settings(self.train_time, "ntk", 1.0, 0.0)
+            check_settings(self.train_time, "ntk", 1.0, 0.0)
         X, y = validate_data(self, X, y, multi_output=True, y_numeric=True)
         self._fit_gp(X, y, normalize_y=bool(self.normalize_y))
         return self
 
+    def _fitted_network(self):
+        """The keyword arguments of the fitted network for resgp's kernel functions."""
+        return dict(depth=self.depth, branch_variance=self.branch_variance_,
+                    bias_variance=self.bias_variance_, weight_variance=self.weight_variance_,
+                    activation=self.activation)
+
     def _network_kernels(self, A, B=None):
         """(amplitude * NTK, amplitude * NNGP) of the fitted network, K(A, B) (B=None: K(A, A))."""
-        kw = dict(depth=self.depth, branch_variance=self.branch_variance_,
-                  bias_variance=self.bias_variance_, weight_variance=self.weight_variance_,
-                  activation=self.activation)
-        a = self.amplitude_
+        kw, a = self._fitted_network(), self.amplitude_
         return a * resnet_ntk(A, B, **kw), a * resnet_nngp(A, B, **kw)
 
     def _predict_ntk(self, Xs, return_std, return_cov):
@@ -132,11 +135,7 @@ class ResNetGPRegressor(RegressorMixin, _ResNetGPBase):
         settings = dict(t=self.train_time, get="ntk", diag_reg=self.noise_variance_ + JITTER,
                         diag_reg_absolute_scale=True)
         want = return_std or return_cov
-        k_tt = self.amplitude_ * resnet_nngp(Xs, depth=self.depth,
-                                             branch_variance=self.branch_variance_,
-                                             bias_variance=self.bias_variance_,
-                                             weight_variance=self.weight_variance_,
-                                             activation=self.activation) if want else None
+        k_tt = self.amplitude_ * resnet_nngp(Xs, **self._fitted_network()) if want else None
         out = gradient_descent_mse_posterior(k_dd, y, k_td, k_tt, **settings)
         mean, cov = out if want else (out, None)
         scale = np.asarray(gpr._y_train_std)
