@@ -5,7 +5,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 NEWEST := .venv-newest-jax
 
-.PHONY: demo test test-newest-jax bench clean
+.PHONY: demo test test-newest-jax bench clean docs
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +17,7 @@ $(VENV)/.installed: pyproject.toml
 $(NEWEST)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(NEWEST)
 	$(NEWEST)/bin/python -m pip install -q --upgrade pip
-	$(NEWEST)/bin/python -m pip install -q -e '.[test,bench]'
+	$(NEWEST)/bin/python -m pip install -q -e '.[test,bench,solvers]'
 	$(NEWEST)/bin/python -m pip install -q --upgrade jax jaxlib
 	touch $@
 
@@ -30,19 +30,28 @@ demo: $(VENV)/.installed
 # two worker processes (pytest-xdist): XLA compiles on one thread.
 PYTEST = -m pytest -q -p no:cacheprovider -n 2
 test: $(VENV)/.installed
-	$(VENV)/bin/python $(PYTEST) tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py tests/test_makefile.py tests/test_reliability.py
-	$(VENV)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_ard.py tests/test_estimators.py tests/experiments
+	$(VENV)/bin/python $(PYTEST) tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py tests/test_makefile.py tests/test_reliability.py tests/test_docstrings.py
+	$(VENV)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_ard.py tests/test_estimators.py tests/experiments tests/test_matrix_free.py
 	$(VENV)/bin/python $(PYTEST) tests/test_exactness.py
 	$(VENV)/bin/python $(PYTEST) tests/gpjax
 	$(VENV)/bin/python $(PYTEST) tests/nt
 
+# The numerically heavy cases (marker "heavy", pyproject.toml) run in the main environment only.
 test-newest-jax: $(NEWEST)/.installed
 	$(NEWEST)/bin/python -c "import jax; print('core tests on jax', jax.__version__)"
-	$(NEWEST)/bin/python $(PYTEST) tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py tests/test_reliability.py
-	$(NEWEST)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_ard.py tests/test_estimators.py tests/experiments
+	$(NEWEST)/bin/python $(PYTEST) -m "not heavy" tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py tests/test_reliability.py
+	$(NEWEST)/bin/python $(PYTEST) -m "not heavy" tests/test_sklearn_kernel.py tests/test_ard.py tests/test_estimators.py tests/experiments tests/test_matrix_free.py
 
 bench: $(VENV)/.installed
 	$(VENV)/bin/python benchmarks/compare_kernels.py
 
 clean:
 	rm -rf $(VENV) $(NEWEST) *.egg-info
+
+# The documentation site (docs/, examples/ as an executed gallery) into docs/_build/html: first the
+# docstrings' numpydoc check, then Sphinx with warnings as errors, then every local link and anchor
+# of the built pages checked (docs/check_links.py); nothing is fetched.
+docs: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_docstrings.py
+	$(VENV)/bin/sphinx-build -W --keep-going -b html docs docs/_build/html
+	$(VENV)/bin/python docs/check_links.py docs/_build/html

@@ -1,4 +1,7 @@
-"""GP classification in GPJax with the ResNet kernel, against RBF, on scikit-learn's breast cancer data.
+"""GP classification in GPJax
+==========================
+
+GP classification in GPJax with the ResNet kernel, against RBF, on scikit-learn's breast cancer data.
 
 A Bernoulli (probit) likelihood, a whitened variational Gaussian over 60 inducing inputs (taken
 from the training set, then trained), and the ELBO maximised with Adam through ``gpx.fit``;

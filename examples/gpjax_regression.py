@@ -1,4 +1,7 @@
-"""Exact GP regression in GPJax with the ResNet kernel, against RBF, on scikit-learn's diabetes data.
+"""Exact GP regression in GPJax
+============================
+
+Exact GP regression in GPJax with the ResNet kernel, against RBF, on scikit-learn's diabetes data.
 
 The hyperparameters (amplitude, branch variance, bias variance, noise, constant mean) maximise the
 marginal likelihood with ``gpx.fit_scipy`` (L-BFGS-B on exact gradients).

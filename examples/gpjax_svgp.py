@@ -1,10 +1,16 @@
-"""Sparse variational GP regression on 100,000 points with the ResNet kernel in GPJax, against RBF.
+"""Sparse variational GP in GPJax
+==============================
+
+Sparse variational GP regression on 100,000 points with the ResNet kernel in GPJax, against RBF.
 
 A smooth function of 8 inputs plus noise; 128 inducing inputs (trained, like the kernel
 hyperparameters and the variational distribution) and minibatches of 1,000 points with Adam.
 Each epoch (one pass over the data) is a single compiled ``lax.scan``.
 
 Run: .venv/bin/python examples/gpjax_svgp.py     (about a minute on 2 idle CPU cores)
+
+Not executed when the documentation is built (``make docs``), so no output is shown there;
+benchmarks/results/svgp.md has its measurements.
 """
 
 import time

@@ -1,4 +1,7 @@
-"""The ResNet NNGP kernel as plain functions: the limit, finite depths, and the MLP comparator.
+"""Kernel functions
+================
+
+The ResNet NNGP kernel as plain functions: the limit, finite depths, and the MLP comparator.
 
 Run: .venv/bin/python examples/kernel_functions.py
 """

@@ -8,8 +8,8 @@ it runs) and writes it with a figure and JSON to DIR. ``--check-nt`` instead che
 kernels against Neural Tangents' analytic kernels of finite-depth ResNets (:func:`check_nt`).
 ``resgp bench [--quick] [--out DIR]``: the full kernel comparison
 (:mod:`resgp.experiments.compare`).
-``resgp verify [--quick] [--out DIR] [--seed S]``: random finite networks against the kernels
-(the experiments of docs/theory.md, "Finite width, infinite depth"), written as a Markdown report, PNG figures and JSON
+``resgp verify [--quick] [--out DIR] [--seed S] [--only EXPERIMENT ...]``: random finite
+networks against the kernels (the experiments of docs/theory.md, "Finite width, infinite depth"), written as a Markdown report, PNG figures and JSON
 (:mod:`resgp.experiments.verify`).
 """
 
@@ -154,8 +154,8 @@ def main(argv=None) -> int:
     p_verify = sub.add_parser(
         "verify", help="random finite networks against the kernels: report, figures, JSON")
     p_verify.add_argument("--quick", action="store_true",
-                          help="small grids and few samples (under a minute) instead of the "
-                               "full run (a few minutes)")
+                          help="small grids and few samples (about 1.5 minutes on 2 cores) "
+                               "instead of the full run (about 7 minutes)")
     p_verify.add_argument("--out", default="resgp-verification",
                           help="folder for the figures (PNG), results.json and the report "
                                "(default: %(default)s)")
@@ -166,6 +166,12 @@ def main(argv=None) -> int:
                                "left in OUT/journal instead of running them again")
     p_verify.add_argument("--report", default=None,
                           help="path of the Markdown report (default: OUT/verification.md)")
+    p_verify.add_argument("--only", nargs="+", default=None, metavar="EXPERIMENT",
+                          choices=["covariance", "nt_monte_carlo", "commutativity", "correlation",
+                                   "gaussianity", "sde", "ntk"],
+                          help="run only these experiments (e.g. ntk); the others are taken "
+                               "from OUT/journal if an earlier run of the same settings left "
+                               "them there, and the report holds the sections of what is there")
     args = parser.parse_args(argv)
     if args.command == "demo":
         if args.check_nt:
@@ -201,7 +207,7 @@ def main(argv=None) -> int:
         try:
             compare.check_out(args.out)
             result = verify.run(args.out, quick=args.quick, seed=args.seed, report=args.report,
-                                resume=args.resume)
+                                resume=args.resume, **({"only": args.only} if args.only else {}))
         except ValueError as exc:  # --out unusable, or --resume on other settings
             p_verify.error(str(exc))
         except KeyboardInterrupt as exc:

@@ -243,7 +243,20 @@ class ResNetKernel(AbstractKernel):
         return _as_float64(x)
 
     def __call__(self, x, y):
-        """k(x, y) for two single inputs of shape (D,) (GPJax's ``vmap`` path)."""
+        """k(x, y) for two single inputs of shape (D,) (GPJax's ``vmap`` path).
+
+        Parameters
+        ----------
+        x : array (D,)
+            One input.
+        y : array (D,)
+            Another input.
+
+        Returns
+        -------
+        scalar array
+            The kernel value, in the units of ``variance`` times :math:`q_0`.
+        """
         return self._matrix(jnp.atleast_2d(x), jnp.atleast_2d(y)).squeeze()
 
     def _matrix(self, x, y=None):

@@ -254,6 +254,7 @@ def resnet_limit(q11, q22, q12, theta12=None, *, branch_variance=1.0, activation
     branch_variance : float > 0, default=1.0
         Depth time T.
     activation : str, Activation or callable, default="relu"
+        As in :func:`resnet_nngp`.
     rtol : float, default={rtol:g}
         Relative tolerance of the solve (ReLU's NNGP uses the exact tabulated flow).
     atol : float, default={atol:g}

@@ -2,7 +2,7 @@
 
 ``neural_tangents`` (and with it TensorFlow) is imported inside these functions only, so
 ``import resgp`` and ``import resgp.nt`` stay fast. Networks use NT's default 'ntk'
-parameterisation, as in docs/theory.md ("Network and input layer"):
+parameterisation, as in docs/theory.md ("Network and input layer")::
 
     resnet:  Dense(n, W_std=sigma_w, b_std=sigma_b), then L blocks
              FanOut(2) -> parallel(serial(phi, Dense(n, W_std=alpha_l)), Identity) -> FanInSum
@@ -109,6 +109,28 @@ def resnet(
 
     Its analytic kernel equals ``resgp.resnet_nngp(..., depth=depth)`` with the same settings;
     branch scales are ``alpha_l = sqrt(branch_variance / depth)`` or ``branch_scales``.
+
+    Parameters
+    ----------
+    width : int >= 1
+        Number of neurons of every layer.
+    depth : int >= 1
+        Number of residual blocks L.
+    activation : str, Activation or callable, default="relu"
+        As in :func:`resgp.resnet_nngp` (mapped to NT's layer by its ``spec``).
+    branch_variance : float > 0, default=1.0
+        T, the total branch variance: :math:`\\alpha_l^2 = T / L`.
+    weight_variance : float > 0, default=1.0
+        :math:`\\sigma_w^2` of the input layer (``W_std`` = its square root).
+    bias_variance : float >= 0, default=0.0
+        :math:`\\sigma_b^2` of the input layer (0: no bias).
+    branch_scales : sequence of float or None, default=None
+        :math:`(\\alpha_1, \\ldots, \\alpha_L)` instead of the uniform scales (length ``depth``).
+
+    Returns
+    -------
+    (init_fn, apply_fn, kernel_fn)
+        NT's stax triple; ``kernel_fn`` is the analytic infinite-width kernel.
     """
     stax = _stax()
     width = _check_width(width)
@@ -126,7 +148,26 @@ def resnet(
 
 
 def mlp(width, depth, *, activation="relu", weight_variance=2.0, bias_variance=0.0):
-    """The finite MLP whose analytic kernel is ``resgp.mlp_nngp(..., depth=depth)``."""
+    """The finite MLP whose analytic kernel is ``resgp.mlp_nngp(..., depth=depth)``.
+
+    Parameters
+    ----------
+    width : int >= 1
+        Number of neurons of every layer.
+    depth : int >= 1
+        Number of hidden layers.
+    activation : str, Activation or callable, default="relu"
+        As in :func:`resgp.mlp_nngp`.
+    weight_variance : float > 0, default=2.0
+        :math:`\\sigma_w^2` of every layer (2: He initialisation).
+    bias_variance : float >= 0, default=0.0
+        :math:`\\sigma_b^2` of every layer (0: no biases).
+
+    Returns
+    -------
+    (init_fn, apply_fn, kernel_fn)
+        NT's stax triple; ``kernel_fn`` is the analytic infinite-width kernel.
+    """
     stax = _stax()
     width = _check_width(width)
     depth = check_depth(depth, allow_none=False)

@@ -49,7 +49,29 @@ def _matrix(name, value, shape):
 
 
 def check_settings(t, get, learning_rate, diag_reg):
-    """(learning_rate, diag_reg) as floats, or a clear error for any bad setting."""
+    """(learning_rate, diag_reg) as floats, or a clear error for any bad setting.
+
+    Parameters
+    ----------
+    t : float >= 0 or None
+        Training time (None: infinity).
+    get : {"ntk", "nngp"}
+        Which kernel trains.
+    learning_rate : float > 0
+        The learning rate :math:`\\eta`.
+    diag_reg : float >= 0
+        The ridge added to the train-train kernel's diagonal.
+
+    Returns
+    -------
+    (learning_rate, diag_reg) : tuple of float
+        The validated values.
+
+    Raises
+    ------
+    ValueError
+        For any setting out of range.
+    """
     if get not in ("ntk", "nngp"):
         raise ValueError(f"get must be 'ntk' or 'nngp', got {get!r}")
     if t is not None and (isinstance(t, bool) or not isinstance(t, numbers.Real)

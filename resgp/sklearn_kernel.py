@@ -103,6 +103,7 @@ class _NNGPKernel(Kernel):
 
     @property
     def hyperparameter_bias_variance(self):
+        """The ``Hyperparameter`` of ``bias_variance`` (log space; "fixed" at 0)."""
         return self._hyperparameter("bias_variance")
 
     def _settings(self):
@@ -259,10 +260,12 @@ class ResNetKernel(_NNGPKernel):
 
     @property
     def hyperparameter_branch_variance(self):
+        """The ``Hyperparameter`` of ``branch_variance`` T (log space, its bounds)."""
         return self._hyperparameter("branch_variance")
 
     @property
     def hyperparameter_weight_variance(self):
+        """The ``Hyperparameter`` of ``weight_variance`` (one element per feature with ARD)."""
         return self._hyperparameter("weight_variance")
 
     @property
@@ -279,7 +282,7 @@ class MLPKernel(_NNGPKernel):
     r"""NNGP (or NTK) kernel of the infinitely wide MLP without skip connections.
 
     :math:`q_0(a,b) = \sigma_w^2\langle a, b\rangle / d + \sigma_b^2`,
-    :math:`q_l = \sigma_w^2 E[\phi(u)\phi(v)] + \sigma_b^2` for l = 1..``depth``; the same as
+    :math:`q_l = \sigma_w^2 E[\phi(u)\phi(v)] + \sigma_b^2` for l = 1, ..., ``depth``; the same as
     :func:`resgp.mlp_nngp` (:func:`resgp.mlp_ntk` with ``ntk=True``). For ReLU this is the
     arc-cosine kernel of degree 1 composed ``depth`` times (Cho & Saul 2009); with
     :math:`\sigma_w^2 = 2` every correlation tends to 1 as depth grows.

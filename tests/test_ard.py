@@ -16,7 +16,7 @@ W = np.array([0.5, 2.0, 1.3])
 
 CASES = [dict(), dict(depth=4), dict(activation="erf"), dict(ntk=True),
          dict(activation="erf", depth=3, ntk=True), dict(activation="tanh", depth=2),
-         dict(activation="gelu", ntk=True)]
+         pytest.param(dict(activation="gelu", ntk=True), marks=pytest.mark.heavy)]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: "-".join(f"{k}{v}" for k, v in c.items())

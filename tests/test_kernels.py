@@ -49,7 +49,8 @@ def richardson(f, X, Y, depths=(250, 500, 1000), **kw):
     return (8 * K[2] - 6 * K[1] + K[0]) / 3, K[2]  # cancels the 1/L and 1/L^2 terms
 
 
-@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.heavy) if n == "tanh" else n
+                                  for n in CASES])
 def test_infinite_depth_matches_richardson(name, normal_inputs):
     X, Y = normal_inputs(7, 5), normal_inputs(5, 5, seed=2, scale=1.2)
     kw = dict(activation=CASES[name], branch_variance=1.3, weight_variance=0.9, bias_variance=0.1)
@@ -294,7 +295,8 @@ def test_relu_infinite_depth_ntk_diagonal_closed_form(T, normal_inputs):
                                q0 * (1 + g / 2) ** L * (1 + L * g / (2 + g)), rtol=1e-13)
 
 
-@pytest.mark.parametrize("name", ["relu", "leaky", "erf", "gelu", "tanh", "sin"])
+@pytest.mark.parametrize("name", ["relu", "leaky", "erf", "gelu",
+                                  pytest.param("tanh", marks=pytest.mark.heavy), "sin"])
 def test_infinite_depth_ntk_matches_richardson(name, normal_inputs):
     a = {"leaky": act.leaky_relu(0.2), "sin": act.sin(1.0, 1.2, 0.4)}.get(name, name)
     X, Y = normal_inputs(6, 4), normal_inputs(5, 4, seed=4, scale=1.3)

@@ -53,24 +53,58 @@ import scipy.special
 from . import quadrature
 from .x64 import float64
 
+# the Parameters section of every dual E[f(u) g(v)] (u, v) ~ N(0, [[q11, q12], [q12, q22]]):
+# docstrings write "{dual parameters}" in its place (dual_parameters fills it in)
+DUAL_PARAMETERS = r"""    Parameters
+    ----------
+    q11 : broadcastable float64 array
+        Variances of u (:math:`\ge 0`).
+    q22 : broadcastable float64 array
+        Variances of v (:math:`\ge 0`).
+    q12 : broadcastable float64 array
+        Covariances of u and v, :math:`|q_{12}| \le \sqrt{q_{11}q_{22}}`.
+"""
+
+
+def dual_parameters(*functions):
+    """Write :data:`DUAL_PARAMETERS` into the docstrings of ``functions`` (in place)."""
+    for f in functions:
+        f.__doc__ = f.__doc__.replace("    {dual parameters}\n", DUAL_PARAMETERS)
+
 
 @dataclass(frozen=True, eq=False)
 class Activation:
     """An activation known to resgp.
 
-    name: the string users pass (or a description). dual:
-    :math:`(q_{11}, q_{22}, q_{12}) \\mapsto E[\\phi(u)\\phi(v)]`. homogeneous: True when
-    :math:`\\phi(cx) = c\\,\\phi(x)` for c > 0; the infinite-depth flow then reduces to a flow of
-    the angle alone. derivative_dual: :math:`E[\\phi'(u)\\phi'(v)]` (needed by the NTK).
-    fn: :math:`\\phi` itself, elementwise on ``jax.numpy`` arrays (finite networks).
-    spec: ``(kind, parameters)``, how :mod:`resgp.nt` builds the matching stax layer.
-    analytic: True when the duals are analytic in the covariance on the whole closed
-    correlation range (the infinite-depth flow map may then be tabulated); False for duals
-    with a branch point at :math:`\\rho = \\pm 1` (rectified monomials, the sign function).
-    quadrature: ``(fn, derivative, target)`` for activations integrated numerically (None for
-    closed forms). mehler_max: the largest variance at which their Mehler series meets the
-    target (:mod:`resgp.core.quadrature`; inf for closed forms). variance_duals: q ->
-    (E[phi(u)^2], E[phi'(u)^2]) at u ~ N(0, q) by a 1-D rule (None: the duals at (q, q, q)).
+    Parameters
+    ----------
+    name : str
+        The string users pass (or a description).
+    dual : callable
+        :math:`(q_{11}, q_{22}, q_{12}) \\mapsto E[\\phi(u)\\phi(v)]`, elementwise on arrays
+        of variances and covariances (in the units of :math:`q`).
+    homogeneous : bool
+        True when :math:`\\phi(cx) = c\\,\\phi(x)` for c > 0; the infinite-depth flow then
+        reduces to a flow of the angle alone.
+    derivative_dual : callable or None, default=None
+        :math:`E[\\phi'(u)\\phi'(v)]`, same arguments (needed by the NTK; None: no NTK).
+    fn : callable or None, default=None
+        :math:`\\phi` itself, elementwise on ``jax.numpy`` arrays (finite networks).
+    spec : tuple, default=()
+        ``(kind, parameters)``, how :mod:`resgp.nt` builds the matching stax layer.
+    analytic : bool, default=True
+        True when the duals are analytic in the covariance on the whole closed correlation
+        range (the infinite-depth flow map may then be tabulated); False for duals with a
+        branch point at :math:`\\rho = \\pm 1` (rectified monomials, the sign function).
+    quadrature : tuple or None, default=None
+        ``(fn, derivative, target)`` for activations integrated numerically (None for closed
+        forms).
+    mehler_max : float, default=inf
+        The largest variance at which their Mehler series meets the target
+        (:mod:`resgp.core.quadrature`; inf for closed forms).
+    variance_duals : callable or None, default=None
+        q -> (E[phi(u)^2], E[phi'(u)^2]) at u ~ N(0, q) by a 1-D rule (None: the duals at
+        (q, q, q)).
     """
 
     name: str
@@ -224,7 +258,25 @@ def _relu_family(cross: float, mean: float):
 relu_dual, relu_derivative_dual = _relu_family(1.0 / (2.0 * jnp.pi), 0.5)
 relu_dual.__doc__ = r"""Arc-cosine kernel of degree 1 (Cho & Saul 2009):
     :math:`\sqrt{q_{11}q_{22}}\,(\sin\theta + (\pi-\theta)\cos\theta) / 2\pi`; the derivative
-    dual is :math:`E[\mathbb 1(u>0)\mathbb 1(v>0)] = (\pi - \theta) / 2\pi`."""
+    dual is :math:`E[\mathbb 1(u>0)\mathbb 1(v>0)] = (\pi - \theta) / 2\pi`.
+
+    {dual parameters}
+
+    Returns
+    -------
+    array
+        The expectation, elementwise, in the units of :math:`q`.
+    """
+relu_derivative_dual.__doc__ = r"""The ReLU derivative dual :math:`E[\mathbb 1(u>0)\mathbb 1(v>0)] =
+    (\pi - \theta) / 2\pi` (the arc-cosine kernel of order 0, for the NTK).
+
+    {dual parameters}
+
+    Returns
+    -------
+    array
+        Dimensionless, in [0, 1/2].
+    """
 
 
 RELU = Activation("relu", relu_dual, homogeneous=True, derivative_dual=relu_derivative_dual,
@@ -254,7 +306,20 @@ def _abrelu(a: float, b: float, name: str) -> Activation:
 
 
 def abrelu(a: float = -1.0, b: float = 1.0) -> Activation:
-    """:math:`\\phi(x) = a\\min(x, 0) + b\\max(x, 0)` (NT's ``ABRelu(a, b)``); default |x|."""
+    """:math:`\\phi(x) = a\\min(x, 0) + b\\max(x, 0)` (NT's ``ABRelu(a, b)``); default :math:`|x|`.
+
+    Parameters
+    ----------
+    a : float, default=-1.0
+        Slope for negative inputs.
+    b : float, default=1.0
+        Slope for positive inputs.
+
+    Returns
+    -------
+    Activation
+        The activation (``RELU`` itself for a = 0, b = 1).
+    """
     a, b = _real("a", a), _real("b", b)
     if (a, b) == (0.0, 1.0):
         return RELU
@@ -262,7 +327,18 @@ def abrelu(a: float = -1.0, b: float = 1.0) -> Activation:
 
 
 def leaky_relu(slope: float = 0.01) -> Activation:
-    """:math:`\\phi(x) = \\max(x, 0) + s\\min(x, 0)` (NT's ``LeakyRelu(s)``)."""
+    """:math:`\\phi(x) = \\max(x, 0) + s\\min(x, 0)` (NT's ``LeakyRelu(s)``).
+
+    Parameters
+    ----------
+    slope : float, default=0.01
+        s, the slope for negative inputs (0: ReLU, the ``RELU`` object).
+
+    Returns
+    -------
+    Activation
+        The activation.
+    """
     slope = _real("slope", slope)
     return RELU if slope == 0.0 else _abrelu(slope, 1.0, f"leaky_relu(slope={slope})")
 
@@ -290,7 +366,22 @@ def _erf(a: float, b: float, c: float) -> Activation:
 
 
 def erf(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Activation:
-    """:math:`\\phi(x) = a\\,\\mathrm{erf}(bx) + c` (NT's ``Erf(a, b, c)``)."""
+    """:math:`\\phi(x) = a\\,\\mathrm{erf}(bx) + c` (NT's ``Erf(a, b, c)``).
+
+    Parameters
+    ----------
+    a : float, default=1.0
+        Output scale.
+    b : float, default=1.0
+        Input scale.
+    c : float, default=0.0
+        Output shift.
+
+    Returns
+    -------
+    Activation
+        The activation (closed-form duals).
+    """
     return _erf(_real("a", a), _real("b", b), _real("c", c))
 
 
@@ -327,7 +418,22 @@ def _sin(a: float, b: float, c: float) -> Activation:
 
 
 def sin(a: float = 1.0, b: float = 1.0, c: float = 0.0) -> Activation:
-    """:math:`\\phi(x) = a\\sin(bx + c)` (NT's ``Sin(a, b, c)``)."""
+    """:math:`\\phi(x) = a\\sin(bx + c)` (NT's ``Sin(a, b, c)``).
+
+    Parameters
+    ----------
+    a : float, default=1.0
+        Output scale.
+    b : float, default=1.0
+        Frequency (input scale).
+    c : float, default=0.0
+        Phase, in radians.
+
+    Returns
+    -------
+    Activation
+        The activation (closed-form duals).
+    """
     return _sin(_real("a", a), _real("b", b), _real("c", c))
 
 
@@ -342,13 +448,29 @@ def _gelu_parts(q11, q22, q12):
 def gelu_dual(q11, q22, q12):
     r"""GELU :math:`x\Phi(x)` (Tsuchida et al. 2020): with :math:`\Delta^2 =
     (1+q_{11})(1+q_{22}) - q_{12}^2`, :math:`\check\phi = q_{12}/4 + [ (q_{12}^2 +
-    q_{11}q_{22}\Delta^2) / ((1+q_{11})(1+q_{22})\Delta) + q_{12}\arctan(q_{12}/\Delta)] / 2\pi`."""
+    q_{11}q_{22}\Delta^2) / ((1+q_{11})(1+q_{22})\Delta) + q_{12}\arctan(q_{12}/\Delta)] / 2\pi`.
+
+    {dual parameters}
+
+    Returns
+    -------
+    array
+        The expectation, elementwise, in the units of :math:`q`.
+    """
     prod, prod1, delta2, delta, angle = _gelu_parts(q11, q22, q12)
     return 0.25 * q12 + ((q12 * q12 + prod * delta2) / (prod1 * delta) + q12 * angle) / (2.0 * jnp.pi)
 
 
 def gelu_derivative_dual(q11, q22, q12):
-    """E[GELU'(u) GELU'(v)] (the same closed form as NT's ``Gelu`` NTK)."""
+    """E[GELU'(u) GELU'(v)] (the same closed form as NT's ``Gelu`` NTK).
+
+    {dual parameters}
+
+    Returns
+    -------
+    array
+        The expectation, elementwise, in the units of :math:`q`.
+    """
     prod, prod1, delta2, delta, angle = _gelu_parts(q11, q22, q12)
     first = (1.0 / delta2 + (1.0 - prod) / prod1 + 1.0) * q12 / delta / (2.0 * jnp.pi)
     return first + 0.25 + angle / (2.0 * jnp.pi)
@@ -539,14 +661,28 @@ def from_callable(fn: Callable, *, name: str | None = None, order: int = DEFAULT
                   derivative: Callable | None = None) -> Activation:
     r"""An activation from an elementwise ``jax.numpy`` function, duals by quadrature.
 
-    fn: :math:`\phi`, elementwise on float64 arrays, traceable by ``jax.jit``, smooth except
-    possibly at 0; checked on a small probe array (ValueError for NaN/inf output, a wrong shape
-    or an exception; TypeError when it cannot be traced by ``jax.jit``, e.g. NumPy functions
-    such as ``np.tanh``). order: K, the number of Mehler terms used where their tail meets
-    the target (:mod:`resgp.core.quadrature`); the graded rule covers larger variances.
     Accuracy: 1e-10 relative in the dual and the derivative dual at every variance; a
     RuntimeWarning says when the graded rule's error estimate for ``fn`` misses it.
-    derivative: :math:`\phi'` for the NTK (default ``jax.grad(fn)``).
+
+    Parameters
+    ----------
+    fn : callable
+        :math:`\phi`, elementwise on float64 arrays, traceable by ``jax.jit``, smooth except
+        possibly at 0; checked on a small probe array (ValueError for NaN/inf output, a wrong
+        shape or an exception; TypeError when it cannot be traced by ``jax.jit``, e.g. NumPy
+        functions such as ``np.tanh``).
+    name : str or None, default=None
+        The activation's name (None: ``"callable(<fn's name>)"``).
+    order : int, default=DEFAULT_ORDER
+        K, the number of Mehler terms used where their tail meets the target
+        (:mod:`resgp.core.quadrature`); the graded rule covers larger variances.
+    derivative : callable or None, default=None
+        :math:`\phi'` for the NTK (None: ``jax.grad(fn)``).
+
+    Returns
+    -------
+    Activation
+        The activation, duals by quadrature.
     """
     if not callable(fn):
         raise TypeError(f"fn must be callable, got {type(fn).__name__}")
@@ -570,7 +706,18 @@ _CHECKED = set()
 
 def tanh(order: int = DEFAULT_ORDER) -> Activation:
     r""":math:`\tanh`: Mehler series with ``order`` terms up to its ``mehler_max``, the graded
-    rule beyond (1e-12 relative at every variance)."""
+    rule beyond (1e-12 relative at every variance).
+
+    Parameters
+    ----------
+    order : int, default=DEFAULT_ORDER
+        The number of Mehler terms (:data:`DEFAULT_ORDER` = 256).
+
+    Returns
+    -------
+    Activation
+        The activation.
+    """
     order = _check_order(order)
     return _from_callable(jnp.tanh, "tanh" if order == DEFAULT_ORDER else f"tanh(order={order})",
                           order, _tanh_derivative, BUILTIN_TARGET)
@@ -584,6 +731,8 @@ def _tanh_derivative(x):
 
 # the rectified monomials and the sign function (arc-cosine kernels) live in their own module,
 # which imports the angle helpers above: imported here, after everything it needs is defined
+dual_parameters(relu_dual, relu_derivative_dual, gelu_dual, gelu_derivative_dual)
+
 from .arc_cosine import (  # noqa: E402, F401  (re-exported by resgp.activations)
     REQU,
     SIGN,
@@ -696,7 +845,18 @@ def get_activation(activation) -> Activation:
     """An :class:`Activation` from a name (case-insensitive: a built-in such as ``"tanh"``, or
     a parameterised one as its ``name`` shows it, e.g. ``"leaky_relu(slope=0.2)"``,
     ``"erf(a=1.0, b=2.0, c=0.0)"``), an Activation, or a callable (wrapped by
-    :func:`from_callable` with its defaults)."""
+    :func:`from_callable` with its defaults).
+
+    Parameters
+    ----------
+    activation : str, Activation or callable
+        What to look up or wrap.
+
+    Returns
+    -------
+    Activation
+        The activation (the same object for the same name).
+    """
     if isinstance(activation, Activation):
         return activation
     if isinstance(activation, str):

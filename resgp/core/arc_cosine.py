@@ -54,7 +54,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from .activations import RELU, Activation, _angle, _correlation, _smooth_angle, relu_dual
+from .activations import (RELU, Activation, _angle, _correlation, _smooth_angle, dual_parameters,
+                          relu_dual)
 
 __all__ = ["rectified_monomial", "arc_cosine_J", "STEP", "REQU", "SIGN", "step_dual",
            "requ_dual", "requ_derivative_dual", "sign_dual"]
@@ -107,15 +108,13 @@ def _theta(q11, q22, q12, smooth=True):
 def step_dual(q11, q22, q12):
     r""":math:`E[\mathbb 1(u>0)\mathbb 1(v>0)] = (\pi - \theta)/2\pi` (arc-cosine kernel, order 0).
 
-    Parameters
-    ----------
-    q11, q22, q12 : broadcastable float64 arrays
-        Variances of u and v and their covariance.
+    {dual parameters}
 
     Returns
     -------
-    array (broadcast shape), dimensionless, in [0, 1/2]; 0 where a variance is 0 (u = 0 there,
-    and the step is 0 at 0). Derivatives: those of :math:`\theta` (0 at :math:`\rho = \pm 1`).
+    array (broadcast shape)
+        Dimensionless, in [0, 1/2]; 0 where a variance is 0 (u = 0 there, and the step is 0 at
+        0). Derivatives: those of :math:`\theta` (0 at :math:`\rho = \pm 1`).
     """
     scale, _ = _correlation(q11, q22, q12)
     return jnp.where(scale > 0, (jnp.pi - _theta(q11, q22, q12)) / _TWO_PI, 0.0)
@@ -124,14 +123,13 @@ def step_dual(q11, q22, q12):
 def sign_dual(q11, q22, q12):
     r""":math:`E[\mathrm{sign}(u)\,\mathrm{sign}(v)] = (2/\pi)\arcsin\rho = 1 - 2\theta/\pi`.
 
-    Parameters
-    ----------
-    q11, q22, q12 : broadcastable float64 arrays
+    {dual parameters}
 
     Returns
     -------
-    array (broadcast shape), dimensionless, in [-1, 1]; 0 where a variance is 0
-    (:math:`\theta = \pi/2` there). Derivatives: those of :math:`\theta`.
+    array (broadcast shape)
+        Dimensionless, in [-1, 1]; 0 where a variance is 0 (:math:`\theta = \pi/2` there).
+        Derivatives: those of :math:`\theta`.
     """
     return 1.0 - (2.0 / jnp.pi) * _theta(q11, q22, q12)
 
@@ -188,19 +186,26 @@ def requ_dual(q11, q22, q12):
     r""":math:`E[\max(0,u)^2\max(0,v)^2] = q_{11}q_{22}\,J_2(\theta)/2\pi`,
     :math:`J_2 = 3\sin\theta\cos\theta + (\pi-\theta)(1+2\cos^2\theta)`.
 
-    Parameters
-    ----------
-    q11, q22, q12 : broadcastable float64 arrays
+    {dual parameters}
 
     Returns
     -------
-    array (broadcast shape), in squared-variance units; :math:`3q^2/2` on the diagonal.
+    array (broadcast shape)
+        In squared-variance units; :math:`3q^2/2` on the diagonal.
     """
     return _monomial_dual(2)(q11, q22, q12)
 
 
 def requ_derivative_dual(q11, q22, q12):
-    r""":math:`E[2\max(0,u)\,2\max(0,v)] = 4\,\check\phi_{\mathrm{relu}}`."""
+    r""":math:`E[2\max(0,u)\,2\max(0,v)] = 4\,\check\phi_{\mathrm{relu}}`.
+
+    {dual parameters}
+
+    Returns
+    -------
+    array (broadcast shape)
+        In variance units (the derivative dual of ReQU, for its NTK).
+    """
     return 4.0 * relu_dual(q11, q22, q12)
 
 
@@ -253,6 +258,8 @@ def rectified_monomial(n: int) -> Activation:
         raise ValueError(f"the order n of a rectified monomial must be an integer >= 0, got {n!r}")
     return _rectified_monomial(int(n))
 
+
+dual_parameters(step_dual, sign_dual, requ_dual, requ_derivative_dual)
 
 STEP = rectified_monomial(0)
 REQU = rectified_monomial(2)

@@ -178,7 +178,10 @@ def _recursion_tile_host(z1, n1, z2, n2, *, diagonal, rules, layers, **kwargs):
     with float64():
         k = [_rule_index(rules, np.asarray(_recursion_tops(jnp.asarray(n), layers, act=rules[-1])))
              for n in (n1, n2)]
-    k = np.maximum(k[0][:, None], k[1][None, :])
+    # an entry's rule is its inputs' larger one; a zero-norm row (the tile's padding, or q_0 = 0)
+    # keeps q = 0 through the layers, so its entries need no costly rule
+    k = np.where((np.asarray(n1)[:, None] > 0) & (np.asarray(n2)[None, :] > 0),
+                 np.maximum(k[0][:, None], k[1][None, :]), 0)
     out = None
     for r in np.unique(k):
         if r < len(rules) - 1 or out is None:
@@ -654,7 +657,7 @@ def gram(net, X1, X2=None):
 
 
 def gram_and_gradients(net, X, names):
-    """K(X, X) and its derivatives with respect to the hyperparameters ``names``.
+    r"""K(X, X) and its derivatives with respect to the hyperparameters ``names``.
 
     Parameters
     ----------

@@ -29,7 +29,7 @@ HYPERPARAMETERS = ("branch_variance", "weight_variance", "bias_variance")
 
 @dataclass(frozen=True)
 class Network:
-    """A validated kernel description (hashable; build it with :func:`resnet` or :func:`mlp`).
+    r"""A validated kernel description (hashable; build it with :func:`resnet` or :func:`mlp`).
 
     Attributes
     ----------

@@ -121,7 +121,12 @@ class _ResNetGPBase(BaseEstimator):
             copy_X_train=False,  # the standardised copy is ours already
             random_state=self.random_state,
         ).fit(self.scaler_.transform(X), Y)
-        self.kernel_ = self.gpr_.kernel_
+        self._set_hyperparameters(self.gpr_.kernel_)
+        self.log_marginal_likelihood_value_ = float(self.gpr_.log_marginal_likelihood_value_)
+
+    def _set_hyperparameters(self, kernel):
+        """``kernel_`` and the fitted hyperparameter attributes from a fitted kernel."""
+        self.kernel_ = kernel
         resnet = self.kernel_.k1.k2
         self.amplitude_ = float(self.kernel_.k1.k1.constant_value)
         self.branch_variance_ = float(resnet.branch_variance)
@@ -129,7 +134,6 @@ class _ResNetGPBase(BaseEstimator):
         self.weight_variance_ = (np.asarray(resnet.weight_variance, dtype=np.float64)
                                  if self.ard else 1.0)
         self.noise_variance_ = float(self.kernel_.k2.noise_level)
-        self.log_marginal_likelihood_value_ = float(self.gpr_.log_marginal_likelihood_value_)
 
     def _standardise(self, X):
         check_is_fitted(self)
@@ -200,11 +204,15 @@ _PARAMETERS_DOC = """
         Activation of the residual branches (see ``resgp.ACTIVATIONS``).
     amplitude : float > 0, default=1.0
         Initial value of the ``ConstantKernel`` in front of the ResNet kernel.
-    branch_variance_bounds, bias_variance_bounds, amplitude_bounds, noise_variance_bounds : \
-pair of floats > 0 or "fixed"
-        Search bounds of each hyperparameter (log scale), or "fixed" to keep the initial value.
-        Defaults (1e-2, 1e1), None, (1e-3, 1e3) and (1e-6, 1e1); ``bias_variance_bounds=None``
-        means "fixed" at 0 and (1e-5, 1e2) otherwise.
+    branch_variance_bounds : pair of floats > 0 or "fixed", default=(1e-2, 1e1)
+        Search bounds of the branch variance T (log scale), or "fixed" to keep the initial
+        value.
+    bias_variance_bounds : pair of floats > 0, "fixed" or None, default=None
+        Search bounds of the bias variance; None means "fixed" at 0 and (1e-5, 1e2) otherwise.
+    amplitude_bounds : pair of floats > 0 or "fixed", default=(1e-3, 1e3)
+        Search bounds of the amplitude (the ``ConstantKernel``'s value), or "fixed".
+    noise_variance_bounds : pair of floats > 0 or "fixed", default=(1e-6, 1e1)
+        Search bounds of the noise variance (the ``WhiteKernel``'s level), or "fixed".
     optimizer : "fmin_l_bfgs_b", callable or None, default="fmin_l_bfgs_b"
         As in ``GaussianProcessRegressor``; None keeps the initial hyperparameters.
     n_restarts_optimizer : int >= 0, default=0

@@ -110,12 +110,14 @@ class ResNetGPClassifier(ClassifierMixin, _ResNetGPBase):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Training inputs (standardised by the estimator).
         y : array-like of shape (n_samples,)
             Class labels, at least two distinct ones.
 
         Returns
         -------
-        self
+        self : ResNetGPClassifier
+            The fitted estimator.
         """
         X, y = validate_data(self, X, y)
         check_classification_targets(y)
@@ -151,6 +153,11 @@ class ResNetGPClassifier(ClassifierMixin, _ResNetGPBase):
     def decision_function(self, X):
         """Posterior mean of the centred one-hot targets.
 
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Query inputs, in the units of the training inputs.
+
         Returns
         -------
         scores : ndarray of shape (n_samples, n_classes), or (n_samples,) for two classes:
@@ -162,15 +169,31 @@ class ResNetGPClassifier(ClassifierMixin, _ResNetGPBase):
         return mean
 
     def predict(self, X):
-        """The class of largest posterior mean, ``classes_[argmax(mean)]``."""
+        """The class of largest posterior mean, ``classes_[argmax(mean)]``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Query inputs, in the units of the training inputs.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Elements of ``classes_``.
+        """
         mean, _ = self._posterior(X, want_var=False)
         return self.classes_[np.argmax(mean, axis=1)]
 
     def predict_proba(self, X):
-        """Posterior class probabilities E[softmax(f / temperature_)], f ~ the GP posterior.
+        """Posterior class probabilities E[softmax(f / ``temperature_``)], f ~ the GP posterior.
 
         Monte Carlo with 512 fixed draws, rearranged into the order of the posterior means (see
         the class docstring): deterministic, rows sum to 1, argmax equal to :meth:`predict`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Query inputs, in the units of the training inputs.
 
         Returns
         -------

@@ -13,6 +13,9 @@ checks what docs/theory.md says about them:
    neurons are uncorrelated; the MLP of the same size is heavy-tailed.
 4. **Finite width, infinite depth** - at widths 1..8 the output follows the diffusion
    ``dY_t = n^{-1/2} |phi(Y_t)| dB_t`` (solved here by Euler-Maruyama), not a Gaussian.
+5. **NTK** - the empirical NTK of finite ResNets (ReLU and erf; Neural Tangents'
+   ``empirical_ntk_fn`` and an exact-in-law projected sampler) approaches ``resnet_ntk(depth=L)``
+   and ``resnet_ntk(depth=None)``, with the rates in n and L and the three paths.
 
 Modules: :mod:`.sampling` (the two samplers of the same random networks, the SDE),
 :mod:`.statistics`, :mod:`.experiments` (the runs, returning plain dicts), :mod:`.plots`,
@@ -38,16 +41,20 @@ from .experiments import (
     finite_width_sde,
     gaussianity,
     nt_monte_carlo_check,
+    ntk_grid,
+    ntk_point,
 )
 from .sampling import (
     fixed_inputs,
     pair_inputs,
     sample_nt,
+    sample_ntk_nt,
+    sample_ntk_projected,
     sample_projected,
     sample_width1_exact,
     simulate_sde,
 )
-from .statistics import correlation_stats, covariance_stats, max_z
+from .statistics import correlation_stats, covariance_stats, kernel_stats, max_z
 
 __all__ = [
     "CONFIGS",
@@ -57,7 +64,10 @@ __all__ = [
     "sample_projected",
     "simulate_sde",
     "sample_width1_exact",
+    "sample_ntk_projected",
+    "sample_ntk_nt",
     "covariance_stats",
+    "kernel_stats",
     "correlation_stats",
     "max_z",
     "covariance_point",
@@ -67,5 +77,7 @@ __all__ = [
     "correlation_vs_depth",
     "gaussianity",
     "finite_width_sde",
+    "ntk_point",
+    "ntk_grid",
     "run",
 ]

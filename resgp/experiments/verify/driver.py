@@ -1,4 +1,5 @@
-"""``resgp verify``: run the four experiments, draw the figures, write the report and the JSON."""
+"""``resgp verify``: run the five experiments (or some: ``only``), draw the figures, write the
+report and the JSON."""
 
 from __future__ import annotations
 
@@ -20,11 +21,15 @@ from .experiments import (
     finite_width_sde,
     gaussianity,
     nt_monte_carlo_check,
+    ntk_grid,
 )
-from .report import render
+from .report import MAIN_EXPERIMENTS, render
 from .statistics import jsonable
 
-__all__ = ["run", "Journal"]
+__all__ = ["run", "Journal", "EXPERIMENTS"]
+
+#: the experiments, in the order they run (``run(only=...)`` takes any of these names)
+EXPERIMENTS = MAIN_EXPERIMENTS + ("ntk",)
 
 
 def _environment() -> dict:
@@ -43,11 +48,13 @@ class Journal:
     ``config.json`` (the settings it belongs to); :meth:`load` returns those of an earlier run
     with the same settings (for ``--resume``; other settings are a ValueError)."""
 
-    def __init__(self, folder, config, resume):
+    def __init__(self, folder, config, resume, keep=False):
         self.folder = Path(folder)
         self.done = {}
         header = self.folder / "config.json"
-        if resume and header.exists():
+        if keep and header.exists() and json.loads(header.read_text()) != config:
+            keep = False  # --only on a journal of other settings: start it afresh
+        if (resume or keep) and header.exists():
             if json.loads(header.read_text()) != config:
                 raise ValueError(f"{self.folder} holds the results of other settings; remove it "
                                  f"or run without --resume")
@@ -68,7 +75,7 @@ class Journal:
         tmp.replace(self.folder / f"{name}.pkl")  # whole or not at all
 
 
-def _experiments(cfg, seed, progress, timed, journal) -> dict:
+def _experiments(cfg, seed, progress, timed, journal, only=None) -> dict:
     res = {}
     steps = [
         ("covariance", lambda: covariance_grid(**cfg["grid"], seed=seed, progress=progress)),
@@ -78,9 +85,14 @@ def _experiments(cfg, seed, progress, timed, journal) -> dict:
                                                      progress=progress)),
         ("gaussianity", lambda: gaussianity(**cfg["gaussianity"], seed=seed, progress=progress)),
         ("sde", lambda: finite_width_sde(**cfg["sde"], seed=seed, progress=progress)),
+        ("ntk", lambda: ntk_grid(**cfg["ntk"], seed=seed, progress=progress)),
     ]
     for name, fn in steps:
-        if name in journal.done:
+        if only is not None and name not in only:
+            if name in journal.done:  # from an earlier run with the same settings
+                res[name] = journal.done[name]
+            continue
+        if name in journal.done and only is None:
             res[name] = journal.done[name]
             continue
         res[name] = timed(name, fn)
@@ -89,8 +101,13 @@ def _experiments(cfg, seed, progress, timed, journal) -> dict:
 
 
 def _figures(res, outdir, timed) -> dict:
+    figs = dict(json=outdir / "results.json")
+    if "ntk" in res:
+        figs["ntk"] = timed("fig_ntk", plots.plot_ntk, res["ntk"], outdir / "ntk.png")
+    if not all(k in res for k in MAIN_EXPERIMENTS):
+        return figs
     grid, gauss = res["covariance"], res["gaussianity"]
-    return dict(
+    return dict(figs,
         covariance=timed("fig_covariance", plots.plot_covariance, grid, outdir / "covariance.png"),
         commutativity=timed("fig_commutativity", plots.plot_commutativity, grid,
                             res["commutativity"], res["correlation"],
@@ -103,16 +120,23 @@ def _figures(res, outdir, timed) -> dict:
     )
 
 
-def run(outdir, quick=False, seed=0, *, report=None, progress=True, resume=False) -> dict:
-    """Run the four experiments and write ``report`` (Markdown; default
+def run(outdir, quick=False, seed=0, *, report=None, progress=True, resume=False,
+        only=None) -> dict:
+    """Run the five experiments and write ``report`` (Markdown; default
     ``outdir/verification.md``), the figures (PNG) and ``results.json`` into ``outdir``.
+
+    ``only``: names from :data:`EXPERIMENTS` to run (again); the others are taken from
+    ``outdir/journal`` where an earlier run with the same settings left them, else left out, and
+    the report then holds the sections of what is there (``only=["ntk"]``: section 5 alone).
+    "commutativity" needs "covariance".
 
     Each finished experiment is kept in ``outdir/journal`` as it comes (:class:`Journal`);
     ``resume``: take those of an earlier, interrupted run with the same settings instead of
     running them again. Ctrl-C keeps the finished ones and says how to resume.
 
-    ``quick``: small grids and few samples (under a minute on 2 cores); otherwise the full mode
-    (about four minutes on 2 cores). Returns the results dict (what ``results.json`` holds, plus ``files``).
+    ``quick``: small grids and few samples (about a minute and a half on 2 cores, of which
+    section 5, the NTK, ~35 s); otherwise the full mode (about seven minutes on 2 cores, the
+    NTK ~4 of them). Returns the results dict (what ``results.json`` holds, plus ``files``).
     """
     start = time.perf_counter()
     outdir = Path(outdir)
@@ -128,22 +152,35 @@ def run(outdir, quick=False, seed=0, *, report=None, progress=True, resume=False
         timings[name] = time.perf_counter() - t
         return out
 
-    journal = Journal(outdir / "journal", dict(quick=bool(quick), seed=int(seed)), resume)
+    if only is not None:
+        unknown = sorted(set(only) - set(EXPERIMENTS))
+        if unknown:
+            raise ValueError(f"unknown experiments {unknown}; choose from {list(EXPERIMENTS)}")
+        only = [name for name in EXPERIMENTS if name in set(only)]
+        if "commutativity" in only and "covariance" not in only:
+            only.insert(0, "covariance")
+    journal = Journal(outdir / "journal", dict(quick=bool(quick), seed=int(seed)), resume,
+                      keep=only is not None)
     try:
-        res = _experiments(cfg, seed, progress, timed, journal)
+        res = _experiments(cfg, seed, progress, timed, journal, only)
     except KeyboardInterrupt:
         done = sorted(p.stem for p in journal.folder.glob("*.pkl"))
         raise KeyboardInterrupt(f"resgp verify interrupted; finished experiments {done} are in "
                                 f"{journal.folder}: rerun with --resume to complete") from None
     figs = _figures(res, outdir, timed)
-    gauss = res["gaussianity"]
     results = dict(quick=bool(quick), seed=int(seed), config=jsonable(cfg),
                    environment=_environment(), **res, timings=timings)
-    results["gaussianity"] = {k: v for k, v in gauss.items() if k not in ("joints",)}
-    results["gaussianity"]["joints"] = {k: {kk: vv for kk, vv in v.items() if kk not in ("y0", "y1")}
-                                        for k, v in gauss["joints"].items()}
+    if only is not None:
+        results["only"] = only
+    if "gaussianity" in res:
+        gauss = res["gaussianity"]
+        results["gaussianity"] = {k: v for k, v in gauss.items() if k not in ("joints",)}
+        results["gaussianity"]["joints"] = {
+            k: {kk: vv for kk, vv in v.items() if kk not in ("y0", "y1")}
+            for k, v in gauss["joints"].items()}
     results["runtime_s"] = time.perf_counter() - start
-    md_path.write_text(render(dict(results, gaussianity=gauss), figs, md_path))
+    full = {k: res[k] for k in ("gaussianity",) if k in res}  # with the joint samples
+    md_path.write_text(render(dict(results, **full), figs, md_path))
     figs["report"] = md_path
     results["runtime_s"] = time.perf_counter() - start
     results["files"] = {k: str(v) for k, v in figs.items()}

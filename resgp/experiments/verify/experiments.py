@@ -1,4 +1,4 @@
-"""The four experiments of docs/theory.md (see :mod:`resgp.experiments.verify`), each returning a
+"""The five experiments of docs/theory.md (see :mod:`resgp.experiments.verify`), each returning a
 plain, JSON-friendly dict; :data:`CONFIGS` holds their settings in the quick and full modes."""
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from .sampling import (
     fixed_inputs,
     pair_inputs,
     sample_nt,
+    sample_ntk_nt,
+    sample_ntk_projected,
     sample_projected,
     sample_width1_exact,
     seed_for,
@@ -22,7 +24,9 @@ from .statistics import (
     covariance_stats,
     excess_kurtosis,
     fit_concentration,
+    fit_rates,
     histogram,
+    kernel_stats,
     ks_2samp,
     ks_normal,
     max_z,
@@ -39,6 +43,8 @@ __all__ = [
     "correlation_vs_depth",
     "gaussianity",
     "finite_width_sde",
+    "ntk_point",
+    "ntk_grid",
 ]
 
 
@@ -53,6 +59,8 @@ CONFIGS = {
                          hist_depth=16, joint=((64, 16), (4, 16)),
                          nt_check=dict(width=16, depth=16, n_nets=500)),
         sde=dict(widths=tuple(range(1, 9)), depth=32, n_samples=1000, sde_steps=128),
+        ntk=dict(widths=(16, 64, 256), depths=(4, 16, 64), n_nets=64, n_out=4,
+                 activations=("relu", "erf"), nt_budget=2 ** 12, nt_nets=32),
     ),
     "full": dict(
         grid=dict(widths=(16, 64, 256, 1024), depths=(4, 16, 64, 256, 1024), n_nets=256,
@@ -65,6 +73,8 @@ CONFIGS = {
                          hist_depth=64, joint=((128, 64), (2, 64)),
                          nt_check=dict(width=16, depth=16, n_nets=4000)),
         sde=dict(widths=tuple(range(1, 9)), depth=256, n_samples=10000, sde_steps=1024),
+        ntk=dict(widths=(16, 64, 256, 1024), depths=(4, 16, 64, 256, 1024), n_nets=64, n_out=4,
+                 activations=("relu", "erf"), nt_budget=2 ** 14, nt_nets=64),
     ),
 }
 
@@ -304,3 +314,85 @@ def finite_width_sde(widths, depth, n_samples, sde_steps, *, seed=0, progress=Fa
         hists[n] = dict(net=histogram(y_net / s, bins), sde=histogram(y_sde / s, bins))
     return dict(widths=list(widths), depth=depth, n_samples=n_samples, sde_steps=sde_steps,
                 q0=q0, qT=qT, rows=rows, hists=hists)
+
+
+# ----------------------------------------------------------------------------- experiment 5
+
+
+def ntk_point(X, width, depth, n_nets, *, activation="relu", sampler="projected", n_out=4,
+              seed=0, K=None):
+    """Statistics (:func:`kernel_stats`) of the empirical NTKs of ``n_nets`` ResNets of one size
+    against ``K`` (default the limit ``resnet_ntk(X, activation=activation)``), with
+    ``K_depth = resnet_ntk(X, depth=depth)``. ``sampler``: 'projected'
+    (:func:`sample_ntk_projected`, the NTK of ``n_out`` output neurons per network) or 'nt'
+    (:func:`sample_ntk_nt`, NT's ``empirical_ntk_fn`` averaged over all n outputs)."""
+    from resgp import resnet_ntk
+
+    K = resnet_ntk(X, activation=activation) if K is None else K
+    if sampler == "projected":
+        C = sample_ntk_projected(X, width, depth, n_nets, activation=activation, n_out=n_out,
+                                 seed=seed)
+    elif sampler == "nt":
+        C = sample_ntk_nt(X, width, depth, n_nets, activation=activation, seed=seed)
+    else:
+        raise ValueError(f"sampler must be 'projected' or 'nt', got {sampler!r}")
+    return kernel_stats(C, K, K_depth=resnet_ntk(X, depth=depth, activation=activation))
+
+
+def _nt_analytic_gap(X, depth, activation):
+    """Relative difference of NT's analytic ``kernel_fn(..., 'ntk')`` of ``resgp.nt.resnet`` and
+    ``resnet_ntk(depth=depth)`` (the same kernel; float32 unless JAX runs in 64 bits)."""
+    from resgp import nt as rnt
+    from resgp import resnet_ntk
+
+    kernel_fn = rnt.resnet(8, depth, activation=activation)[2]
+    K_nt = np.asarray(kernel_fn(X, None, "ntk"), dtype=np.float64)
+    K = resnet_ntk(X, depth=depth, activation=activation)
+    return float(np.linalg.norm(K_nt - K) / np.linalg.norm(K))
+
+
+def ntk_grid(widths, depths, n_nets, *, activations=("relu", "erf"), n_out=4, seed=0,
+             nt_budget=0, nt_nets=32, progress=False):
+    """Experiment 5: the empirical NTK of finite ResNets against ``resnet_ntk``.
+
+    Per activation and (width n, depth L): :func:`ntk_point` of ``n_nets`` networks
+    (projected sampler) against the limit ``resnet_ntk(depth=None)`` and ``resnet_ntk(depth=L)``;
+    where ``L n^2 <= nt_budget`` also ``nt_nets`` networks through NT's ``empirical_ntk_fn`` and
+    the largest z-score of the difference of the two estimates. Per activation also: the fit
+    C1/sqrt(n) + C2/sqrt(L) and the power laws (:func:`fit_rates`) of one network's error, the
+    exact depth gaps |Theta_L - Theta_T| / |Theta_T|, the power laws of one network's distance
+    to Theta_L (``per_net_err_depth``), the three paths to the limit
+    (:func:`commutativity`) and NT's analytic NTK against ``resnet_ntk(depth=L)``."""
+    from resgp import resnet_ntk
+
+    X = fixed_inputs()
+    out = dict(inputs=X.tolist(), widths=list(widths), depths=list(depths), n_nets=n_nets,
+               n_out=n_out, nt_nets=nt_nets, nt_budget=nt_budget, activations=list(activations),
+               results={})
+    cells = [(a, n, L) for a in activations for n in widths for L in depths]
+    rows = {a: [] for a in activations}
+    bar = progress_bar(cells, "NTK grid", progress)
+    for act, n, L in bar:
+        K = resnet_ntk(X, activation=act)
+        st = ntk_point(X, n, L, n_nets, activation=act, n_out=n_out, K=K,
+                       seed=seed_for(seed, "ntk", act, n, L))
+        gap = float(np.linalg.norm(resnet_ntk(X, depth=L, activation=act) - K) / np.linalg.norm(K))
+        row = dict(as_lists(st), width=n, depth=L, depth_gap=gap)
+        if L * n * n <= nt_budget:
+            st_nt = ntk_point(X, n, L, nt_nets, activation=act, sampler="nt", K=K,
+                              seed=seed_for(seed, "ntk-nt", act, n, L))
+            row["nt"] = as_lists(st_nt)
+            z = z_scores(st["mean"], st["se"], st_nt["mean"], st_nt["se"])
+            row["nt_vs_projected_z"] = z.tolist()
+            row["nt_vs_projected_max_z"] = float(np.max(np.abs(z)))
+        rows[act].append(row)
+    for act in activations:
+        K = resnet_ntk(X, activation=act)
+        gaps = {r["depth"]: r["depth_gap"] for r in rows[act]}
+        res = dict(limit_kernel=K.tolist(), rows=rows[act], fit=fit_concentration(rows[act]),
+                   rates=fit_rates(rows[act], gaps, key="per_net_err_depth"),
+                   nt_analytic_rel_diff=_nt_analytic_gap(X, min(depths), act))
+        res["paths"] = commutativity(dict(rows=rows[act], widths=list(widths),
+                                          depths=list(depths)))
+        out["results"][act] = res
+    return out

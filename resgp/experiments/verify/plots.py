@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["plot_covariance", "plot_commutativity", "plot_gaussianity", "plot_joint", "plot_sde"]
+__all__ = ["plot_covariance", "plot_commutativity", "plot_gaussianity", "plot_joint", "plot_sde",
+           "plot_ntk"]
 
 
 def _figure(*args, **kwargs):
@@ -39,22 +40,27 @@ def plot_covariance(grid, path):
         (axes[1], "per_net_err", "one network's empirical kernel vs $q_T$\n"
                                  r"mean $\|C_i - q_T\|_F/\|q_T\|_F$"),
     ]:
-        M = np.array([[next(r[key] for r in rows if r["width"] == n and r["depth"] == L)
-                       for L in D] for n in W])
-        from matplotlib.colors import LogNorm
-
-        im = ax.imshow(M, norm=LogNorm(), cmap="viridis_r", origin="lower", aspect="auto")
-        ax.set_xticks(range(len(D)), [str(L) for L in D])
-        ax.set_yticks(range(len(W)), [str(n) for n in W])
-        ax.set_xlabel("depth L")
-        ax.set_ylabel("width n")
-        ax.set_title(title, fontsize=10)
-        for i in range(len(W)):
-            for j in range(len(D)):
-                ax.text(j, i, f"{M[i, j]:.3f}", ha="center", va="center", fontsize=8,
-                        color="white" if M[i, j] > np.sqrt(M.max() * M.min()) else "black")
-        fig.colorbar(im, ax=ax)
+        _heat_map(fig, ax, rows, key, W, D, title)
     return _save(fig, path)
+
+
+def _heat_map(fig, ax, rows, key, W, D, title):
+    """``rows[key]`` over the (width, depth) grid, log colour scale, values written in."""
+    from matplotlib.colors import LogNorm
+
+    M = np.array([[next(r[key] for r in rows if r["width"] == n and r["depth"] == L)
+                   for L in D] for n in W])
+    im = ax.imshow(M, norm=LogNorm(), cmap="viridis_r", origin="lower", aspect="auto")
+    ax.set_xticks(range(len(D)), [str(L) for L in D])
+    ax.set_yticks(range(len(W)), [str(n) for n in W])
+    ax.set_xlabel("depth L")
+    ax.set_ylabel("width n")
+    ax.set_title(title, fontsize=10)
+    for i in range(len(W)):
+        for j in range(len(D)):
+            ax.text(j, i, f"{M[i, j]:.3f}", ha="center", va="center", fontsize=8,
+                    color="white" if M[i, j] > np.sqrt(M.max() * M.min()) else "black")
+    fig.colorbar(im, ax=ax)
 
 
 def plot_commutativity(grid, paths, corr, path):
@@ -203,4 +209,46 @@ def plot_sde(sde, path):
     for ax in axes[len(widths) + 1:]:
         ax.set_visible(False)
     fig.subplots_adjust(hspace=0.5, wspace=0.3)
+    return _save(fig, path)
+
+
+def plot_ntk(ntk, path):
+    """Experiment 5: per activation (rows) the pooled and one-network heat maps of the empirical
+    NTK's error against the limit, and the pooled error along the three paths."""
+    acts = ntk["activations"]
+    W, D = ntk["widths"], ntk["depths"]
+    fig = _figure(figsize=(16, 4.3 * len(acts)))
+    axes = np.atleast_2d(fig.subplots(len(acts), 3))
+    fig.subplots_adjust(wspace=0.3, hspace=0.45)
+    styles = dict(n_first=("n first (L = %d, n grows)", "o-"),
+                  L_first=("L first (n = %d, L grows)", "s-"), diagonal=("n = L", "^-"))
+    for (ax0, ax1, ax2), act in zip(axes, acts):
+        res = ntk["results"][act]
+        rows = res["rows"]
+        _heat_map(fig, ax0, rows, "rel_err", W, D,
+                  f"{act}: pooled empirical NTK vs limit $\\Theta_T$\n"
+                  r"$\|\bar\Theta - \Theta_T\|_F/\|\Theta_T\|_F$ (%d nets / cell)" % ntk["n_nets"])
+        _heat_map(fig, ax1, rows, "per_net_err", W, D,
+                  f"{act}: one network's empirical NTK vs $\\Theta_T$\n"
+                  r"mean $\|\hat\Theta_i - \Theta_T\|_F/\|\Theta_T\|_F$")
+        paths = res["paths"]
+        for name, (label, fmt) in styles.items():
+            pts = paths[name]
+            if not pts:
+                continue
+            xs = [p["width"] if name != "L_first" else p["depth"] for p in pts]
+            fixed = pts[0]["depth"] if name == "n_first" else pts[0]["width"]
+            ax2.errorbar(xs, [p["rel_err"] for p in pts], yerr=[p["rel_err_se"] for p in pts],
+                         fmt=fmt, capsize=3, label=label % fixed if "%" in label else label)
+        gaps = [next(r["depth_gap"] for r in rows if r["depth"] == L) for L in D]
+        ax2.plot(D, gaps, ":", color="k",
+                 label=r"n = $\infty$, L grows: $|\Theta_L - \Theta_T|$ (exact)")
+        pts = paths["L_first"]
+        ax2.plot([p["depth"] for p in pts], [p["noise"] for p in pts], "-", color="gray", lw=0.8,
+                 label="Monte-Carlo noise level (L first)")
+        ax2.set_xscale("log", base=2)
+        ax2.set_yscale("log")
+        ax2.set_xlabel("n or L along the path")
+        ax2.set_ylabel(f"{act}: pooled rel. error of the NTK vs $\\Theta_T$")
+        ax2.legend(fontsize=7, loc="best")
     return _save(fig, path)

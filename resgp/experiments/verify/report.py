@@ -19,11 +19,16 @@ from .summaries import (
     summary_correlation,
     summary_covariance,
     summary_gaussianity,
+    summary_ntk,
     summary_paths,
     summary_sde,
 )
 
-__all__ = ["render", "template"]
+__all__ = ["render", "template", "MAIN_EXPERIMENTS"]
+
+#: the experiments of sections 1-4 (and the summary); section 5 needs "ntk" only
+MAIN_EXPERIMENTS = ("covariance", "nt_monte_carlo", "commutativity", "correlation", "gaussianity",
+                    "sde")
 
 PATH_LABELS = [("n_first", "n first"), ("L_first", "L first"), ("diagonal", "n = L")]
 
@@ -130,16 +135,72 @@ def _scale_note(res, nmax):
             f"{res['runtime_s'] / 60:.1f} minutes on {res['environment']['cpus']} cores).")
 
 
+def _ntk_table(rows):
+    out = []
+    for r in rows:
+        nt_ = r.get("nt")
+        out.append(
+            f"| {r['width']} | {r['depth']} | {_f(r['rel_err'], 4)} | {_f(r['rel_err_se'], 4)} | "
+            f"{_f(r['noise'], 4)} | {_f(r['depth_gap'], 4)} | {_f(r['rel_err_depth'], 4)} | "
+            f"{_f(r['max_z_depth'], 1)} | {_f(r['per_net_err'], 3)} | "
+            f"{_f(r['per_net_err_depth'], 3)} | {_f(nt_['rel_err_depth'], 4) if nt_ else '-'} | "
+            f"{_f(nt_['max_z_depth'], 1) if nt_ else '-'} | "
+            f"{_f(r['nt_vs_projected_max_z'], 1) if nt_ else '-'} |")
+    return "\n".join(out)
+
+
+def _ntk_sections(ntk):
+    """Per activation: the limit kernel, the grid's table, the paths' table and the summary."""
+    out = []
+    for act in ntk["activations"]:
+        res = ntk["results"][act]
+        K = np.array2string(np.asarray(res["limit_kernel"]), precision=4, suppress_small=True)
+        out.append(
+            f"### {act}\n\nLimit NTK `resnet_ntk(X, activation={act!r})` (depth=None):\n\n"
+            f"```\n{K}\n```\n\n"
+            "*vs Theta_L*: ||Theta-bar - Theta_L||_F / ||Theta_L||_F; *max z vs Theta_L*: largest "
+            "|Theta-bar - Theta_L| / se over the 10 distinct entries; *one net vs Theta_L*: mean "
+            "over networks of ||Theta-hat_i - Theta_L||_F / ||Theta_L||_F; *NT*: the first two for "
+            "NT's "
+            "`empirical_ntk_fn`, and the largest |z| of its difference with the projected "
+            "estimate.\n\n"
+            "| n | L | rel. err | se | MC noise | gap | vs Theta_L | max z vs Theta_L | one net | "
+            "one net vs Theta_L | NT vs Theta_L | NT max z vs Theta_L | NT vs proj. max z |\n"
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+            f"{_ntk_table(res['rows'])}\n\n"
+            "| path | (n, L) | rel. err ± se | MC noise | one net ± se |\n"
+            "|---|---|---:|---:|---:|\n"
+            f"{_paths_table(res['paths'])}\n\n"
+            f"{summary_ntk(ntk, act)}")
+    return "\n".join(out)
+
+
+def _ntk_fields(res: dict) -> dict:
+    ntk = res["ntk"]
+    analytic = ", ".join(f"{ntk['results'][a]['nt_analytic_rel_diff']:.1e} ({a})"
+                         for a in ntk["activations"])
+    return dict(ntk=ntk, ntk_sections=_ntk_sections(ntk), ntk_analytic=analytic)
+
+
 def _fields(res: dict, links: dict) -> dict:
+    out = dict(cmd_quick=" --quick" if res["quick"] else "", seed=res["seed"],
+               cmd_only=(" --only " + " ".join(res["only"])) if res.get("only") else "",
+               mode="quick" if res["quick"] else "full", runtime_s=res["runtime_s"],
+               cpus=res["environment"]["cpus"], fig=links)
+    if all(k in res for k in MAIN_EXPERIMENTS):
+        out.update(_main_fields(res))
+    if "ntk" in res:
+        out.update(_ntk_fields(res))
+    return out
+
+
+def _main_fields(res: dict) -> dict:
     grid, mc = res["covariance"], res["nt_monte_carlo"]
     paths, corr, gauss, sde = res["commutativity"], res["correlation"], res["gaussianity"], res["sde"]
     nmax = max(grid["widths"])
     limit_kernel = np.array2string(np.asarray(grid["limit_kernel"]), precision=4,
                                    suppress_small=True)
     return dict(
-        cmd_quick=" --quick" if res["quick"] else "", seed=res["seed"],
-        mode="quick" if res["quick"] else "full", runtime_s=res["runtime_s"],
-        cpus=res["environment"]["cpus"], fig=links,
         key_findings="\n".join(f"- {line}" for line in key_findings(res)),
         grid=grid, limit_kernel=limit_kernel, covariance_table=_covariance_table(grid["rows"]),
         summary_covariance=summary_covariance(grid),
@@ -165,5 +226,10 @@ def render(res: dict, figs: dict, md_path: Path) -> str:
     links = {k: os.path.relpath(p, md_path.parent).replace(os.sep, "/") for k, p in figs.items()}
     fields = {k: v.rstrip("\n") if isinstance(v, str) else v
               for k, v in _fields(res, links).items()}
-    text = template().format(**fields)
+    text = template()
+    if not all(k in res for k in MAIN_EXPERIMENTS):  # a partial run (--only): its sections
+        chunks = re.split(r"(?m)^(?=## )", text)
+        keep = [chunks[0]] + [c for c in chunks[1:] if c.startswith("## 5.") and "ntk" in res]
+        text = "".join(keep)
+    text = text.format(**fields)
     return re.sub(r"\n{3,}", "\n\n", text)  # an empty optional paragraph leaves no blank lines

@@ -187,3 +187,129 @@ def sample_width1_exact(n_samples, *, q0=1.0, T=1.0, seed=0):
     y0 = np.sqrt(q0) * rng.standard_normal(n_samples)
     b = np.sqrt(T) * rng.standard_normal(n_samples)
     return np.where(y0 < 0, y0, y0 * np.exp(b - T / 2))
+
+
+# ----------------------------------------------------------------------------- empirical NTK
+
+
+def _activation_pair(activation):
+    """(phi, phi') on NumPy arrays for the activations the projected NTK sampler knows."""
+    if activation == "relu":
+        return _RELU, lambda y: (y > 0).astype(y.dtype)
+    if activation == "erf":
+        from scipy.special import erf
+
+        c = 2.0 / math.sqrt(math.pi)
+        return (lambda y: erf(y).astype(y.dtype),
+                lambda y: (c * np.exp(-y * y)).astype(y.dtype))
+    raise ValueError(f"the projected NTK sampler knows 'relu' and 'erf', got {activation!r}")
+
+
+def sample_ntk_projected(X, width, depth, n_nets, *, activation="relu", n_out=1, seed=0,
+                         branch_variance=1.0, weight_variance=1.0, max_elems=2 ** 24,
+                         dtype=np.float32):
+    r"""Empirical NTKs (n_nets, P, P) of ``n_nets`` random ResNets of :func:`resgp.nt.resnet`.
+
+    Per network: the NTK of its first ``k = min(n_out, width)`` output neurons, averaged over
+    them, :math:`\hat\Theta(a, b) = \frac1k\sum_{i<k}\langle\partial_\theta f_i(a),
+    \partial_\theta f_i(b)\rangle` (the neurons are exchangeable, so its mean over networks is
+    that of NT's ``empirical_ntk_fn(..., trace_axes=(-1,))``, which averages over all n).
+    With :math:`g_l = \partial f_i/\partial Y_l` and :math:`h_l = \phi(Y_{l-1})` (block
+    :math:`Y_l = Y_{l-1} + \alpha n^{-1/2} W_l h_l`, NT's 'ntk' parameterisation)
+
+    .. math:: \hat\Theta(a, b) = \frac{\sigma_w^2}{d}\langle a, b\rangle\langle g_0(a), g_0(b)\rangle
+              + \sum_{l=1}^L \frac{\alpha^2}{n}\langle h_l(a), h_l(b)\rangle\langle g_l(a), g_l(b)\rangle,
+              \qquad g_{l-1} = g_l + \alpha n^{-1/2}\phi'(Y_{l-1}) \odot W_l^\top g_l .
+
+    Sampled in law without forming any ``W_l`` (docs/theory.md, "The empirical NTK"): with
+    ``H = Q R`` (the P columns h_l), ``U = W_l Q`` is i.i.d. N(0, 1), the forward pass uses
+    ``W_l H = U R``, and ``W_l (I - Q Q^T)`` is independent of ``U`` and of everything the
+    backward pass has computed, so ``W_l^T G = Q U^T G + (I - Q Q^T) Z' R_G`` with ``Z'`` fresh
+    Gaussians and ``R_G^T R_G = G^T G`` (the k P columns g_l). Cost per block: O(n (kP)^2), not
+    O(n^2 k P). ``activation``: 'relu' or 'erf'; no biases.
+    """
+    phi, dphi = _activation_pair(activation)
+    X = np.asarray(X, dtype=np.float64)
+    P, d = X.shape
+    n, L = int(width), int(depth)
+    k = min(int(n_out), n)
+    wv = float(weight_variance)
+    rng = rng_for(seed)
+    Xs = (X.T * np.sqrt(wv / d)).astype(dtype)
+    q0 = (X @ X.T) * (wv / d)
+    m = min(n, P)
+    a = dtype(np.sqrt(branch_variance / L / n))  # alpha / sqrt(n)
+    out = np.empty((n_nets, P, P))
+    per_net = L * n * (2 * m + P) + n * max(P, d)
+    chunk = max(1, min(n_nets, max_elems // per_net))
+    for s in range(0, n_nets, chunk):
+        c = min(chunk, n_nets - s)
+        Y = rng.standard_normal((c, n, d), dtype=dtype) @ Xs
+        Qs, Us, Ds, grams = [], [], [], []
+        for _ in range(L):
+            H = phi(Y)
+            Q, R = np.linalg.qr(H)  # (c, n, m), (c, m, P)
+            U = rng.standard_normal((c, n, m), dtype=dtype)
+            Qs.append(Q)
+            Us.append(U)
+            Ds.append(dphi(Y))
+            grams.append(np.einsum("cip,ciq->cpq", H, H, dtype=np.float64))
+            Y = Y + a * (U @ R)
+        G = np.zeros((c, n, P, k), dtype)  # g_L: column (p, i) is e_i at every input p
+        G[:, np.arange(k), :, np.arange(k)] = 1.0
+        G = G.reshape(c, n, P * k)
+        theta = np.zeros((c, P, P))
+        for l in range(L - 1, -1, -1):
+            GG = (G.transpose(0, 2, 1) @ G).astype(np.float64)  # (c, P k, P k)
+            gg = np.einsum("cpiqi->cpq", GG.reshape(c, P, k, P, k)) / k
+            theta += (a * a) * grams[l] * gg
+            Q, U = Qs[l], Us[l]
+            w, V = np.linalg.eigh(GG)  # F^T F = G^T G (G may be rank deficient)
+            F = (np.sqrt(np.clip(w, 0.0, None))[:, :, None] * V.transpose(0, 2, 1)).astype(dtype)
+            noise = rng.standard_normal((c, n, P * k), dtype=dtype) @ F
+            noise -= Q @ (Q.transpose(0, 2, 1) @ noise)
+            WtG = Q @ (U.transpose(0, 2, 1) @ G) + noise
+            G = G + a * (Ds[l][:, :, :, None] * WtG.reshape(c, n, P, k)).reshape(c, n, P * k)
+            Qs[l] = Us[l] = Ds[l] = None
+        Gp = G.reshape(c, n, P, k)
+        theta += q0 * np.einsum("cipk,ciqk->cpq", Gp, Gp, dtype=np.float64) / k
+        out[s:s + c] = theta
+    return out
+
+
+def sample_ntk_nt(X, width, depth, n_nets, *, activation="relu", seed=0, max_elems=2 ** 22,
+                  **net_kwargs):
+    """Empirical NTKs (n_nets, P, P) by Neural Tangents: ``nt.empirical_ntk_fn(apply_fn,
+    trace_axes=(-1,))`` (the NTK averaged over the n output neurons) of ``n_nets`` networks
+    :func:`resgp.nt.resnet` with i.i.d. N(0, 1) parameters in ``init_fn``'s shapes (what NT's
+    'ntk' ``init_fn`` draws, as in :func:`sample_nt`), NT's NTK-vector-products
+    implementation (twice as fast as the Jacobian contraction here, same numbers to float32
+    rounding). Float32; networks vmapped in chunks of about ``max_elems / (P n)`` parameters."""
+    import jax
+    import neural_tangents as nt
+
+    from resgp import nt as rnt
+
+    init_fn, apply_fn, _ = rnt.resnet(width, depth, activation=activation, **net_kwargs)
+    X = np.asarray(X)
+    shapes = jax.eval_shape(lambda key: init_fn(key, X.shape)[1], jax.random.PRNGKey(0))
+    leaves, treedef = jax.tree_util.tree_flatten(shapes)
+    size = sum(math.prod(leaf.shape) for leaf in leaves)
+    dtype = np.dtype(leaves[0].dtype)
+    per_net = size * X.shape[0] * width
+    count = -(-n_nets // max(1, min(n_nets, max_elems // per_net)))
+    chunk = -(-n_nets // count)
+    ntk = nt.empirical_ntk_fn(apply_fn, trace_axes=(-1,), vmap_axes=0,
+                              implementation=nt.NtkImplementation.NTK_VECTOR_PRODUCTS)
+    fn = jax.jit(jax.vmap(lambda p, x: ntk(x, None, p), in_axes=(0, None)))
+    rng = rng_for(seed)
+    Xd = X.astype(dtype)
+    out = np.empty((n_nets, X.shape[0], X.shape[0]))
+    for s in range(0, n_nets, chunk):
+        params = treedef.unflatten(
+            [rng.standard_normal((chunk,) + tuple(leaf.shape), dtype=np.float32).astype(dtype)
+             for leaf in leaves])
+        K = np.asarray(fn(params, Xd), dtype=np.float64)
+        c = min(chunk, n_nets - s)
+        out[s:s + c] = K[:c]
+    return out

@@ -8,6 +8,7 @@ import numpy as np
 
 __all__ = [
     "covariance_stats",
+    "kernel_stats",
     "correlation_stats",
     "z_scores",
     "max_z",
@@ -17,6 +18,7 @@ __all__ = [
     "pearson",
     "z_summary",
     "fit_concentration",
+    "fit_rates",
     "histogram",
     "as_lists",
     "jsonable",
@@ -49,7 +51,13 @@ def covariance_stats(Y, K, K_depth=None) -> dict:
     - with ``K_depth`` (the infinite-width kernel at the networks' depth): ``max_z_depth``, the
       largest :math:`|\bar C - K_L| / se` over entries, and ``rel_err_depth``.
     """
-    C = _per_network_cov(Y)
+    return dict(kernel_stats(_per_network_cov(Y), K, K_depth=K_depth), width=int(np.shape(Y)[1]))
+
+
+def kernel_stats(C, K, K_depth=None) -> dict:
+    """:func:`covariance_stats` for given per-network kernels ``C`` (n_nets, P, P), e.g.
+    empirical NTKs; ``width`` is then absent."""
+    C = np.asarray(C, dtype=np.float64)
     N = len(C)
     K = np.asarray(K, dtype=np.float64)
     normK = np.linalg.norm(K)
@@ -59,7 +67,7 @@ def covariance_stats(Y, K, K_depth=None) -> dict:
     loo_err = np.linalg.norm(loo - K, axis=(1, 2)) / normK
     per_net = np.linalg.norm(C - K, axis=(1, 2)) / normK
     out = dict(
-        n_nets=N, width=int(np.shape(Y)[1]), mean=mean, se=se,
+        n_nets=N, mean=mean, se=se,
         rel_err=float(np.linalg.norm(mean - K) / normK), rel_err_se=_jackknife(loo_err),
         noise=float(np.linalg.norm(se) / normK),
         per_net_err=float(per_net.mean()), per_net_err_se=float(per_net.std(ddof=1) / np.sqrt(N)),
@@ -71,6 +79,9 @@ def covariance_stats(Y, K, K_depth=None) -> dict:
         out["z_depth"] = z.tolist()
         out["max_z_depth"] = float(np.max(np.abs(z)))
         out["rel_err_depth"] = float(np.linalg.norm(mean - K_depth) / np.linalg.norm(K_depth))
+        per_net_L = np.linalg.norm(C - K_depth, axis=(1, 2)) / np.linalg.norm(K_depth)
+        out["per_net_err_depth"] = float(per_net_L.mean())
+        out["per_net_err_depth_se"] = float(per_net_L.std(ddof=1) / np.sqrt(N))
     return out
 
 
@@ -166,3 +177,24 @@ def jsonable(obj):
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def fit_rates(rows, gaps=None, key="per_net_err"):
+    """Power laws over a grid: ``rows[key] ~ n^b_n L^b_L`` (least squares in logs over all
+    cells; b_n = -1/2, b_L = 0 for a kernel concentrating like 1/sqrt(n) at every depth) and,
+    with ``gaps`` ({L: |K_L - K| / |K|}), ``gap ~ L^b_gap`` (-1 for the O(1/L) Euler rate)."""
+    A = np.array([[1.0, np.log(r["width"]), np.log(r["depth"])] for r in rows])
+    y = np.log([r[key] for r in rows])
+    coef, *_ = np.linalg.lstsq(A, y, rcond=None)
+    out = dict(key=key, per_net_width_exponent=float(coef[1]),
+               per_net_depth_exponent=float(coef[2]),
+               per_net_max_log_resid=float(np.abs(A @ coef - y).max()))
+    if gaps:
+        Ls = np.array(sorted(gaps), dtype=float)
+        g = np.array([gaps[L] for L in sorted(gaps)])
+        keep = g > 0
+        if keep.sum() >= 2:
+            b = np.polyfit(np.log(Ls[keep]), np.log(g[keep]), 1)
+            out["gap_depth_exponent"] = float(b[0])
+            out["L_times_gap"] = (Ls * g).tolist()
+    return out

@@ -97,33 +97,41 @@ def test_cli_verify_quick_writes_report(tmp_path):
     report = (out / "verification.md").read_text()
     pngs = sorted(p.name for p in out.glob("*.png"))
     assert pngs == ["commutativity.png", "covariance.png", "finite_width_sde.png",
-                    "gaussianity.png", "joint_histogram.png"]
+                    "gaussianity.png", "joint_histogram.png", "ntk.png"]
     for name in pngs:
         assert f"]({name})" in report  # embedded with relative links
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     results = json.loads((out / "results.json").read_text())
     assert results["quick"] is True and results["seed"] == 1
     for key in ("covariance", "nt_monte_carlo", "commutativity", "correlation", "gaussianity",
-                "sde"):
+                "sde", "ntk"):
         assert key in results
     assert len(results["covariance"]["rows"]) == 9
     assert results["nt_monte_carlo"]["max_z"] < 4
-    for section in ("## 1.", "## 2.", "## 3.", "## 4."):
+    assert len(results["ntk"]["results"]["erf"]["rows"]) == 9
+    for section in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5."):
         assert section in report
 
 
 def test_cli_verify_arguments(monkeypatch, tmp_path):
     seen = {}
 
-    def fake_run(outdir, quick=False, seed=0, *, report=None, progress=True, resume=False):
-        seen.update(outdir=outdir, quick=quick, seed=seed, report=report, resume=resume)
+    def fake_run(outdir, quick=False, seed=0, *, report=None, progress=True, resume=False,
+                 only=None):
+        seen.update(outdir=outdir, quick=quick, seed=seed, report=report, resume=resume,
+                    only=only)
         return dict(runtime_s=0.0, files=dict(report=str(tmp_path / "r.md")))
 
     monkeypatch.setattr(verify, "run", fake_run)
     monkeypatch.chdir(tmp_path)  # --out is created (and checked) before the run
     assert cli.main(["verify", "--out", "somewhere", "--seed", "7", "--report", "r.md"]) == 0
-    assert seen == dict(outdir="somewhere", quick=False, seed=7, report="r.md", resume=False)
+    assert seen == dict(outdir="somewhere", quick=False, seed=7, report="r.md", resume=False,
+                        only=None)
     assert cli.main(["verify", "--out", "somewhere", "--resume"]) == 0 and seen["resume"]
+    assert cli.main(["verify", "--quick", "--only", "ntk", "sde"]) == 0
+    assert seen["only"] == ["ntk", "sde"] and seen["quick"]
+    with pytest.raises(SystemExit):
+        cli.main(["verify", "--only", "nope"])
 
 
 def test_import_resgp_does_not_import_the_experiments():
