@@ -155,7 +155,7 @@ def main(argv=None) -> int:
         "verify", help="random finite networks against the kernels: report, figures, JSON")
     p_verify.add_argument("--quick", action="store_true",
                           help="small grids and few samples (about 1.5 minutes on 2 cores) "
-                               "instead of the full run (about 7 minutes)")
+                               "instead of the full run (about 13 minutes)")
     p_verify.add_argument("--out", default="resgp-verification",
                           help="folder for the figures (PNG), results.json and the report "
                                "(default: %(default)s)")
@@ -168,7 +168,7 @@ def main(argv=None) -> int:
                           help="path of the Markdown report (default: OUT/verification.md)")
     p_verify.add_argument("--only", nargs="+", default=None, metavar="EXPERIMENT",
                           choices=["covariance", "nt_monte_carlo", "commutativity", "correlation",
-                                   "gaussianity", "sde", "ntk"],
+                                   "gaussianity", "sde", "ntk", "sde_phi", "norms"],
                           help="run only these experiments (e.g. ntk); the others are taken "
                                "from OUT/journal if an earlier run of the same settings left "
                                "them there, and the report holds the sections of what is there")

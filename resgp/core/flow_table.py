@@ -32,11 +32,11 @@ Panels: the log-variance axis is cut into fixed panels :math:`[kW, (k+1)W)`, ``W
 (:func:`table`, cached). A kernel entry is computed from the table of its own two panels,
 whatever else is in the batch: its value does not depend on the other inputs.
 
-Error control: the grid starts at ``n_s`` = 9, ``n_rho`` = 41 and is refined (up to 33 and 161
-nodes; the next size predicted from the fitted geometric decay) until the two trailing
-coefficients on each axis of every table are below ``tol`` relative to its own maximum; the
-compression drops terms with a total bound of at most ``tol``; the grid's ODE runs at
-``tol / 10``. ``info["error_estimate"]`` is the sum of these. The derivative tables (gradients)
+Error control: the grid starts at ``n_s`` = 13 (9 when ``tol`` > 1e-10), ``n_rho`` = 41 and
+is refined (up to 33 and 161 nodes; the next size predicted from the fitted geometric decay)
+until the two trailing coefficients on each axis of every table are below ``tol`` relative to
+its own maximum; the compression drops terms with a total bound of at most ``tol``; the grid's
+ODE runs at ``tol / 10``. ``info["error_estimate"]`` is the sum of these. The derivative tables (gradients)
 are converged to ``DERIVATIVE_FACTOR * tol`` = 1e3 tol.
 
 Quadrature activations (tanh, callables) are tabulated with the Mehler order whose range
@@ -67,7 +67,10 @@ __all__ = ["FlowTable", "table", "panel", "TOL", "PANEL_WIDTH"]
 
 TOL = 1e-12
 PANEL_WIDTH = 1.0  # of a panel in log q (a factor e = 2.7 in variance)
-S_NODES = (9, 11, 13, 15, 17, 21, 25, 33)  # per log-variance axis; first = initial guess, last = cap
+S_NODES = (9, 11, 13, 15, 17, 21, 25, 33)  # per log-variance axis; last = cap
+# the first guess on that axis: 13 nodes at tol <= 1e-10 (no panel of erf, GELU, sin or tanh met
+# 1e-12 with fewer, so a 9-node grid was a wasted solve and compile), 9 at coarser tolerances
+FIRST_S = {True: 2, False: 0}
 RHO_NODES = (41, 49, 57, 65, 81, 97, 129, 161)  # in rho_0
 ODE_FACTOR = 1e-1  # the grid's ODE is solved at tol * ODE_FACTOR
 DERIVATIVE_FACTOR = 1e3  # the derivative tables' tolerance relative to the values'
@@ -406,7 +409,7 @@ def _tabulate(i, j, T, act, ntk, tol, derivatives):
         return None
     rtol = max(tol * ODE_FACTOR, 1e-14)
     odd = _is_odd(act, np.exp(np.array([s_rows[0], s_rows[1], s_cols[0], s_cols[1]])), ntk)
-    i_s = i_r = 0
+    i_s, i_r = FIRST_S[tol <= 1e-10], 0
     while True:
         n_s, n_r = S_NODES[i_s], RHO_NODES[i_r]
         x = chebyshev.lobatto(n_s)

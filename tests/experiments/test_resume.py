@@ -84,10 +84,12 @@ def test_verify_journal_resumes_the_unfinished_experiments(tmp_path, monkeypatch
         return run
 
     names = ["covariance_grid", "nt_monte_carlo_check", "commutativity", "correlation_vs_depth",
-             "gaussianity", "finite_width_sde", "ntk_grid"]
+             "gaussianity", "finite_width_sde", "ntk_grid", "finite_width_activations",
+             "norm_regime"]
     for name in names:
         monkeypatch.setattr(driver, name, fake(name, fail=name == "gaussianity"))
-    cfg = {k: {} for k in ("grid", "mc_check", "correlation", "gaussianity", "sde", "ntk")}
+    cfg = {k: {} for k in ("grid", "mc_check", "correlation", "gaussianity", "sde", "ntk",
+                              "sde_phi", "norms")}
     timed = lambda name, fn: fn()  # noqa: E731
     settings = dict(quick=True, seed=3)
     with pytest.raises(KeyboardInterrupt):
@@ -99,7 +101,8 @@ def test_verify_journal_resumes_the_unfinished_experiments(tmp_path, monkeypatch
     calls.clear()
     monkeypatch.setattr(driver, "gaussianity", fake("gaussianity"))
     res = driver._experiments(cfg, 3, False, timed, driver.Journal(tmp_path, settings, True))
-    assert calls == ["gaussianity", "finite_width_sde", "ntk_grid"]
+    assert calls == ["gaussianity", "finite_width_sde", "ntk_grid", "finite_width_activations",
+                     "norm_regime"]
     assert res["covariance"] == {"name": "covariance_grid", "args": 0}
     with pytest.raises(ValueError, match="other settings"):
         driver.Journal(tmp_path, dict(quick=False, seed=3), True)

@@ -16,9 +16,15 @@ checks what docs/theory.md says about them:
 5. **NTK** - the empirical NTK of finite ResNets (ReLU and erf; Neural Tangents'
    ``empirical_ntk_fn`` and an exact-in-law projected sampler) approaches ``resnet_ntk(depth=L)``
    and ``resnet_ntk(depth=None)``, with the rates in n and L and the three paths.
+6. **Other activations at finite width** - the same diffusion with erf, tanh, GELU, leaky ReLU
+   and the identity against networks at widths 1..8, and against its closed forms
+   (:mod:`.widths`).
+7. **Widths 3 and 4** - the ReLU post-activation norm over long depth time: the drift of its log
+   changes sign between widths 3 and 4; every width vanishes eventually (:mod:`.widths`).
 
 Modules: :mod:`.sampling` (the two samplers of the same random networks, the SDE),
-:mod:`.statistics`, :mod:`.experiments` (the runs, returning plain dicts), :mod:`.plots`,
+:mod:`.statistics`, :mod:`.experiments` and :mod:`.widths` (the runs, returning plain dicts),
+:mod:`.plots`,
 :mod:`.summaries` and :mod:`.report` (the Markdown report, from ``report_template.md``) and
 :mod:`.driver` (:func:`run`).
 
@@ -55,6 +61,7 @@ from .sampling import (
     simulate_sde,
 )
 from .statistics import correlation_stats, covariance_stats, kernel_stats, max_z
+from .widths import finite_width_activations, norm_regime, sample_exact, simulate_norms
 
 __all__ = [
     "CONFIGS",
@@ -79,5 +86,9 @@ __all__ = [
     "finite_width_sde",
     "ntk_point",
     "ntk_grid",
+    "finite_width_activations",
+    "norm_regime",
+    "sample_exact",
+    "simulate_norms",
     "run",
 ]

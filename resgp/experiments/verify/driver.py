@@ -1,4 +1,4 @@
-"""``resgp verify``: run the five experiments (or some: ``only``), draw the figures, write the
+"""``resgp verify``: run the seven experiments (or some: ``only``), draw the figures, write the
 report and the JSON."""
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ from .experiments import (
     nt_monte_carlo_check,
     ntk_grid,
 )
+from .widths import finite_width_activations, norm_regime
 from .report import MAIN_EXPERIMENTS, render
 from .statistics import jsonable
 
 __all__ = ["run", "Journal", "EXPERIMENTS"]
 
 #: the experiments, in the order they run (``run(only=...)`` takes any of these names)
-EXPERIMENTS = MAIN_EXPERIMENTS + ("ntk",)
+EXPERIMENTS = MAIN_EXPERIMENTS + ("ntk", "sde_phi", "norms")
 
 
 def _environment() -> dict:
@@ -86,6 +87,9 @@ def _experiments(cfg, seed, progress, timed, journal, only=None) -> dict:
         ("gaussianity", lambda: gaussianity(**cfg["gaussianity"], seed=seed, progress=progress)),
         ("sde", lambda: finite_width_sde(**cfg["sde"], seed=seed, progress=progress)),
         ("ntk", lambda: ntk_grid(**cfg["ntk"], seed=seed, progress=progress)),
+        ("sde_phi", lambda: finite_width_activations(**cfg["sde_phi"], seed=seed,
+                                                     progress=progress)),
+        ("norms", lambda: norm_regime(**cfg["norms"], seed=seed, progress=progress)),
     ]
     for name, fn in steps:
         if only is not None and name not in only:
@@ -104,6 +108,12 @@ def _figures(res, outdir, timed) -> dict:
     figs = dict(json=outdir / "results.json")
     if "ntk" in res:
         figs["ntk"] = timed("fig_ntk", plots.plot_ntk, res["ntk"], outdir / "ntk.png")
+    if "sde_phi" in res:
+        figs["sde_phi"] = timed("fig_sde_phi", plots.plot_sde_phi, res["sde_phi"],
+                                outdir / "finite_width_activations.png")
+    if "norms" in res:
+        figs["norms"] = timed("fig_norms", plots.plot_norms, res["norms"],
+                              outdir / "post_activation_norms.png")
     if not all(k in res for k in MAIN_EXPERIMENTS):
         return figs
     grid, gauss = res["covariance"], res["gaussianity"]
@@ -122,12 +132,13 @@ def _figures(res, outdir, timed) -> dict:
 
 def run(outdir, quick=False, seed=0, *, report=None, progress=True, resume=False,
         only=None) -> dict:
-    """Run the five experiments and write ``report`` (Markdown; default
+    """Run the seven experiments and write ``report`` (Markdown; default
     ``outdir/verification.md``), the figures (PNG) and ``results.json`` into ``outdir``.
 
     ``only``: names from :data:`EXPERIMENTS` to run (again); the others are taken from
     ``outdir/journal`` where an earlier run with the same settings left them, else left out, and
-    the report then holds the sections of what is there (``only=["ntk"]``: section 5 alone).
+    the report then holds the sections of what is there (``only=["ntk"]``: section 5 alone;
+    "sde_phi" and "norms" are sections 6 and 7).
     "commutativity" needs "covariance".
 
     Each finished experiment is kept in ``outdir/journal`` as it comes (:class:`Journal`);
@@ -135,8 +146,9 @@ def run(outdir, quick=False, seed=0, *, report=None, progress=True, resume=False
     running them again. Ctrl-C keeps the finished ones and says how to resume.
 
     ``quick``: small grids and few samples (about a minute and a half on 2 cores, of which
-    section 5, the NTK, ~35 s); otherwise the full mode (about seven minutes on 2 cores, the
-    NTK ~4 of them). Returns the results dict (what ``results.json`` holds, plus ``files``).
+    section 5, the NTK, ~25 s, and sections 6 and 7 ~30 s); otherwise the full mode (about 13
+    minutes on 2 cores: the covariance grid to n = 2048 and L = 4096 ~6, the NTK ~3, sections
+    6 and 7 ~2.5). Returns the results dict (what ``results.json`` holds, plus ``files``).
     """
     start = time.perf_counter()
     outdir = Path(outdir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["plot_covariance", "plot_commutativity", "plot_gaussianity", "plot_joint", "plot_sde",
-           "plot_ntk"]
+           "plot_ntk", "plot_sde_phi", "plot_norms"]
 
 
 def _figure(*args, **kwargs):
@@ -251,4 +251,109 @@ def plot_ntk(ntk, path):
         ax2.set_xlabel("n or L along the path")
         ax2.set_ylabel(f"{act}: pooled rel. error of the NTK vs $\\Theta_T$")
         ax2.legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def plot_sde_phi(phi, path):
+    """Experiment 6: per activation (rows), the law of Y_T / sqrt(q_T) for networks and SDE at a
+    few widths, and the KS statistics against width."""
+    acts, widths = phi["activations"], phi["widths"]
+    show = [n for n in (1, 2, 4, 8) if n in widths] or widths[:4]
+    ncols = len(show) + 1
+    fig = _figure(figsize=(3.3 * ncols, 2.7 * len(acts)))
+    axes = np.atleast_2d(fig.subplots(len(acts), ncols))
+    grid = np.linspace(-5, 5, 400)
+    dens = np.exp(-grid ** 2 / 2) / np.sqrt(2 * np.pi)
+    crit = 1.36 * np.sqrt(2.0 / phi["n_samples"])
+    for i, act in enumerate(acts):
+        res = phi["results"][act]
+        rows = {r["width"]: r for r in res["rows"]}
+        for ax, n in zip(axes[i], show):
+            h = res["hists"][n]
+            e = np.asarray(h["net"]["edges"])
+            ax.stairs(np.maximum(h["net"]["density"], 1e-5), e, fill=True, alpha=0.45,
+                      color="C0", label=f"ResNet, L={phi['depth']} (NT)")
+            ax.stairs(np.maximum(h["sde"]["density"], 1e-5), e, color="C3", lw=1.2, label="SDE")
+            ax.plot(grid, dens, "k--", lw=0.8, label="N(0, q_T)")
+            _log_y(ax, 1e-4, 2.0)
+            ax.set_title(f"{act}, n = {n}: KS = {rows[n]['ks_net_sde']:.3f}", fontsize=8)
+            if i == 0 and n == show[0]:
+                ax.legend(fontsize=6)
+        ax = axes[i, -1]
+        ns = [r["width"] for r in res["rows"]]
+        ax.plot(ns, [r["ks_net_sde"] for r in res["rows"]], "^-", label="net vs SDE")
+        ax.plot(ns, [r["ks_net_gauss"] for r in res["rows"]], "o-", label="net vs Gaussian")
+        ex = [(r["width"], r["ks_sde_exact"]) for r in res["rows"] if "ks_sde_exact" in r]
+        if ex:
+            ax.plot(*zip(*ex), "kx", label="SDE vs exact law")
+        ax.axhline(crit, color="gray", ls=":", label="5% critical (2-sample)")
+        ax.set_yscale("log")
+        ax.set_xlabel("width n", fontsize=8)
+        ax.set_title(f"{act}: KS statistics", fontsize=8)
+        if i == 0:
+            ax.legend(fontsize=6)
+    fig.subplots_adjust(hspace=0.6, wspace=0.3)
+    return _save(fig, path)
+
+
+def plot_norms(norms, path):
+    """Experiment 7: the post-activation norm of the width-n ReLU diffusion over long depth
+    time: mean and quartiles of log |relu(Y_t)|^2, the initial drift against width, the shares of
+    vanished and exploded paths, the law at the last time."""
+    rows, times = norms["rows"], np.asarray(norms["times"])
+    fig = _figure(figsize=(14, 8.4))
+    axes = fig.subplots(2, 2).ravel()
+    colors = {r["width"]: f"C{i % 10}" for i, r in enumerate(rows)}
+    ax = axes[0]
+    for r in rows:
+        n = r["width"]
+        t = np.concatenate([[0.0], times])
+        m = np.concatenate([[r["mean_log0"]], [a["mean_log"] for a in r["at"]]])
+        ax.plot(t, m, "-" if n >= 4 else "--", color=colors[n], label=f"n = {n}")
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_ylim(-40, 25)
+    ax.axhline(0, color="gray", lw=0.5)
+    ax.set_xlabel("depth time t")
+    ax.set_ylabel(r"$E[\log|\mathrm{relu}(Y_t)|^2 \mid Y_0^+ \neq 0]$")
+    ax.set_title("mean log post-activation norm (dashed: n <= 3, decreasing from t = 0)",
+                 fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    ax = axes[1]
+    ns = [r["width"] for r in rows]
+    nn = np.arange(1, max(ns) + 1)
+    ax.plot(nn, [(k / (2 * (1 - 2.0 ** -k)) - 2) / k for k in nn], "k-", lw=1,
+            label=r"derived: $(E[k \mid k \geq 1] - 2)/n$")
+    ax.errorbar(ns, [r["early_drift"] for r in rows], yerr=[2 * r["early_drift_se"] for r in rows],
+                fmt="o", color="C0", label=r"simulated $E\int_0^{t_1}(k-2)/n\,dt\,/\,t_1$")
+    ax.errorbar(ns, [r["early_dlog"] for r in rows], yerr=[2 * r["early_dlog_se"] for r in rows],
+                fmt="s", mfc="none", color="C3",
+                label=r"simulated $E[\log S_{t_1} - \log S_0 - M_{t_1}]/t_1$")
+    ax.axhline(0, color="gray", lw=0.8)
+    ax.axvspan(3.5, max(ns) + 0.5, color="C2", alpha=0.08)
+    ax.set_xlabel("width n")
+    ax.set_ylabel(r"$d\,E[\log|\mathrm{relu}(Y_t)|^2]/dt$ at t = 0")
+    ax.set_title(f"drift of the log norm at t = 0 (t_1 = {rows[0]['early_time']:g}): "
+                 "sign change between n = 3 and n = 4", fontsize=9)
+    ax.legend(fontsize=7)
+    ax = axes[2]
+    for r in rows:
+        n = r["width"]
+        ax.plot(times, [a["p_vanish"] for a in r["at"]], "-", color=colors[n], label=f"n = {n}")
+        ax.plot(times, [a["p_explode"] for a in r["at"]], ":", color=colors[n])
+    ax.set_xscale("log")
+    ax.set_xlabel("depth time t")
+    ax.set_ylabel("share of paths")
+    ax.set_title(f"vanished (solid, |relu(Y_t)| < {norms['vanish']:g}) and exploded "
+                 f"(dotted, > {norms['explode']:g})", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    ax = axes[3]
+    for r in rows:
+        n = r["width"]
+        h = norms["hists"][n]
+        ax.stairs(h["density"], np.asarray(h["edges"]), color=colors[n], label=f"n = {n}")
+    ax.set_xlabel(r"$\log|\mathrm{relu}(Y_t)|^2$ at t = %g (paths with $Y_0^+ \neq 0$)"
+                  % norms["hist_time"])
+    ax.set_ylabel("density")
+    ax.legend(fontsize=7, ncol=2)
+    fig.subplots_adjust(hspace=0.35, wspace=0.25)
     return _save(fig, path)

@@ -131,7 +131,8 @@ def _scale_note(res, nmax):
     if res["quick"]:
         return ("Larger grids and samples: this is the quick mode; run `resgp verify` without "
                 "`--quick` for the full one.")
-    return (f"Depth 5000 and widths beyond {nmax}: CPU time (this run took "
+    return (f"Depths beyond {max(res['covariance']['depths'])} (the paper's 5000) and widths "
+            f"beyond {nmax}: CPU time (this run took "
             f"{res['runtime_s'] / 60:.1f} minutes on {res['environment']['cpus']} cores).")
 
 
@@ -182,6 +183,151 @@ def _ntk_fields(res: dict) -> dict:
     return dict(ntk=ntk, ntk_sections=_ntk_sections(ntk), ntk_analytic=analytic)
 
 
+def _ks_crit(n_samples, level=0.05):
+    """Asymptotic two-sample KS critical value for two samples of ``n_samples``."""
+    c = {0.05: 1.358, 0.01: 1.628}[level]
+    return c * np.sqrt(2.0 / n_samples)
+
+
+def _phi_table(rows):
+    return "\n".join(
+        f"| {r['width']} | {r['ks_net_sde']:.3f} | {_g(r['p_net_sde'])} | "
+        f"{r['ks_net_gauss']:.3f} | {_g(r['p_net_gauss'])} | {r['ks_sde_gauss']:.3f} | "
+        f"{r['var_net']:.3f} | {r['var_sde']:.3f} | {r['kurtosis_net']:.2f} | "
+        f"{r['kurtosis_sde']:.2f} | {_f(r.get('ks_sde_exact'))} | {_f(r.get('ks_net_exact'))} |"
+        for r in rows)
+
+
+def _phi_sections(phi):
+    out = []
+    for act in phi["activations"]:
+        res = phi["results"][act]
+        out.append(
+            f"### {act}\n\n`activation={res['spec']!r}`; infinite-width variance q_T(x, x) = "
+            f"{res['qT']:.4f}.\n\n"
+            "| n | KS net vs SDE | p | KS net vs Gauss | p | KS SDE vs Gauss | E[Y^2] net | "
+            "E[Y^2] SDE | kurt. net | kurt. SDE | KS SDE vs exact | KS net vs exact |\n"
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+            f"{_phi_table(res['rows'])}\n")
+    return "\n".join(out)
+
+
+def summary_phi(phi):
+    """The data-dependent paragraph of experiment 6."""
+    crit1 = _ks_crit(phi["n_samples"], 0.01)
+    crit5 = _ks_crit(phi["n_samples"])
+    cells = [(a, r) for a in phi["activations"] for r in phi["results"][a]["rows"]]
+    ks = [r["ks_net_sde"] for _, r in cells]
+    below1 = sum(k <= crit1 for k in ks)
+    below5 = sum(k <= crit5 for k in ks)
+    exact = [(a, r) for a, r in cells if "ks_sde_exact" in r]
+    s = (f"Networks against the diffusion: KS {min(ks):.3f}-{max(ks):.3f} over the "
+         f"{len(cells)} cells, {below5} below the 5% critical value and {below1} below the 1% "
+         f"one (under the null about {0.95 * len(cells):.0f} and {0.99 * len(cells):.0f} "
+         "would be). ")
+    if exact:
+        ke = [r["ks_sde_exact"] for _, r in exact] + [r["ks_net_exact"] for _, r in exact]
+        s += (f"Against the closed-form laws ({len(exact)} cells: "
+              + ", ".join(sorted({a for a, _ in exact}))
+              + f"): KS {min(ke):.3f}-{max(ke):.3f}, {sum(k <= crit1 for k in ke)} of {len(ke)} "
+              "below the 1% critical value. ")
+    far = [f"{a} n = {r['width']} ({r['ks_net_gauss']:.3f})" for a, r in cells
+           if r["width"] == min(phi["widths"])]
+    s += ("Distance to the infinite-width Gaussian at the smallest width: " + ", ".join(far)
+          + "; it shrinks as n grows, as for ReLU. As in section 4, with one input each block of "
+          "the network is in law one Euler-Maruyama step of this SDE, whatever phi: the "
+          "network-vs-SDE comparison checks the implementation of phi in both, the exact laws "
+          "check the SDE itself.\n")
+    return s
+
+
+def _norms_times(norms):
+    ts = [t for t in (1.0, 10.0, 100.0) if t in norms["times"]]
+    if norms["times"][-1] not in ts:
+        ts.append(norms["times"][-1])
+    return ts
+
+
+def _norms_fields(res):
+    norms = res["norms"]
+    rows, times = norms["rows"], norms["times"]
+    ts = _norms_times(norms)
+    idx = [times.index(t) for t in ts]
+    head = " | ".join([f"E log S at t = {t:g}" for t in ts]
+                      + [f"vanished at t = {ts[-1]:g}", f"exploded at t = {ts[-1]:g}"])
+    table = "\n".join(
+        f"| {r['width']} | {r['initial_drift']:+.4f} | {r['early_drift']:+.4f} ± "
+        f"{r['early_drift_se']:.4f} | {r['early_dlog']:+.4f} ± {r['early_dlog_se']:.4f} | "
+        f"{r['t_peak']:g} | " + " | ".join(f"{r['at'][i]['mean_log']:.1f}" for i in idx)
+        + f" | {r['at'][idx[-1]]['p_vanish']:.3f} | {r['at'][idx[-1]]['p_explode']:.3f} |"
+        for r in rows)
+    mt = norms["hist_time"]
+    j = times.index(mt)
+    qs = norms["moments"]
+    mtable = "\n".join(
+        f"| {r['width']} | " + " | ".join(
+            f"{r['at'][j][f'moment_{q:g}']:.3g} ± {r['at'][j][f'moment_{q:g}_se']:.2g}"
+            for q in qs) + f" | {r['at'][j]['p_vanish']:.3f} | {r['at'][j]['p_explode']:.3f} |"
+        for r in rows)
+    drifts = ", ".join(f"{r['initial_drift']:+.3f} (n = {r['width']})" for r in rows)
+    moment_note = _moment_note(norms, mt, qs)
+    return dict(norms=norms, norms_L=norms["T"] / norms["dt"], norms_first=rows[0]["width"],
+                norms_last=rows[-1]["width"], norms_head=head,
+                norms_rule="---:|" * (len(ts) + 2), norms_table=table, norms_mt=mt,
+                moment_head=" | ".join(f"E|relu(Y_t)|^{q:g}" for q in qs),
+                moment_rule="---:|" * len(qs), moment_table=mtable, drift_list=drifts,
+                moment_note=moment_note,
+                summary_norms=summary_norms(norms))
+
+
+def _moment_note(norms, t, qs):
+    """The exact moments at width 1 and the lower bound on the second at every width
+    (docs/theory.md, "Widths 3 and 4"), against which the Monte-Carlo means fall short."""
+    from math import exp, gamma, log, pi, sqrt
+
+    m0 = lambda q: 2 ** (q / 2 - 1) * gamma((q + 1) / 2) / sqrt(pi)  # noqa: E731  E(Z^+)^q
+    exact = ", ".join(f"q = {q:g}: {m0(q) * exp(q * (q - 1) * t / 2):.3g}" for q in qs)
+    ns = [r["width"] for r in norms["rows"]]
+    bound = ", ".join(f"{10 ** ((log(n / 2) + t / n) / log(10)):.3g} (n = {n})" for n in ns)
+    j = norms["times"].index(t)
+    short = [r["width"] for r in norms["rows"] if 2.0 in qs
+             and r["at"][j]["moment_2"] < r["width"] / 2 * exp(t / r["width"])]
+    return ("Exact values at n = 1: E|relu(Y_t)|^q = E|relu(Y_0)|^q e^(q(q-1)t/2), "
+            f"here {exact}; at every width E|relu(Y_t)|^2 >= (n/2) e^(t/n): {bound}. The "
+            "Monte-Carlo mean falls below the exact value or the bound at n = "
+            f"{', '.join(map(str, short)) or 'none'}: there the moments are carried by paths too "
+            "rare to sample, while the typical path vanishes. Every positive moment is finite at "
+            "finite t; those of order q > 1 grow without bound at every width. Negative moments "
+            "are infinite: a share 2^-n of paths has relu(Y) = 0 throughout.\n")
+
+
+def summary_norms(norms):
+    """The data-dependent paragraph of experiment 7: where the simulated initial drift changes
+    sign, how long the mean log norm grows, and how many paths vanish."""
+    rows = norms["rows"]
+    neg = [r["width"] for r in rows if r["early_dlog"] + 3 * r["early_dlog_se"] < 0]
+    pos = [r["width"] for r in rows if r["early_dlog"] - 3 * r["early_dlog_se"] > 0]
+    z = [abs(r["early_drift"] - r["initial_drift"]) / r["early_drift_se"] for r in rows
+         if r["early_drift_se"] > 1e-9]  # n = 1: k is 0 or 1 for ever, the drift exactly -1
+    last = norms["times"][-1]
+    s = (f"Simulated drift of E[log S] over [0, {rows[0]['early_time']:g}]: more than 3 se below "
+         f"0 at widths {', '.join(map(str, neg)) or 'none'}, more than 3 se above 0 at widths "
+         f"{', '.join(map(str, pos)) or 'none'}; against the derived value at t = 0 the "
+         "largest |z| of the first estimate over the widths > 1 is "
+         f"{max(z) if z else float('nan'):.1f} (the drift moves away from its t = 0 value "
+         "as the sign pattern mixes, and Euler-Maruyama adds an O(dt) bias). ")
+    peaks = ", ".join(f"{r['t_peak']:g} (n = {r['width']})" for r in rows)
+    s += (f"E log S_t peaks at t = {peaks} (0: it decreases from the start; the last time "
+          f"{last:g}: still growing). ")
+    van = ", ".join(f"{r['at'][-1]['p_vanish']:.2f}" for r in rows)
+    s += (f"Share vanished at t = {last:g}, n = {rows[0]['width']}..{rows[-1]['width']}: {van}: "
+          "every width vanishes in the end, the wider the later. The change of regime between "
+          "n = 3 and n = 4 is thus the sign of the initial drift (k - 2)/n averaged over the "
+          "initial sign pattern, and with it whether the post-activation norm grows at all "
+          "before it decays; the long-time fate (vanishing) is the same at every width.\n")
+    return s
+
+
 def _fields(res: dict, links: dict) -> dict:
     out = dict(cmd_quick=" --quick" if res["quick"] else "", seed=res["seed"],
                cmd_only=(" --only " + " ".join(res["only"])) if res.get("only") else "",
@@ -191,6 +337,14 @@ def _fields(res: dict, links: dict) -> dict:
         out.update(_main_fields(res))
     if "ntk" in res:
         out.update(_ntk_fields(res))
+    if "sde_phi" in res:
+        phi = res["sde_phi"]
+        out.update(phi=phi, phi_acts=", ".join(phi["activations"]),
+                   phi_first=phi["widths"][0], phi_last=phi["widths"][-1],
+                   phi_crit5=_ks_crit(phi["n_samples"]), phi_crit1=_ks_crit(phi["n_samples"], 0.01),
+                   phi_sections=_phi_sections(phi), summary_phi=summary_phi(phi))
+    if "norms" in res:
+        out.update(_norms_fields(res))
     return out
 
 
@@ -229,7 +383,9 @@ def render(res: dict, figs: dict, md_path: Path) -> str:
     text = template()
     if not all(k in res for k in MAIN_EXPERIMENTS):  # a partial run (--only): its sections
         chunks = re.split(r"(?m)^(?=## )", text)
-        keep = [chunks[0]] + [c for c in chunks[1:] if c.startswith("## 5.") and "ntk" in res]
+        own = {"## 5.": "ntk", "## 6.": "sde_phi", "## 7.": "norms"}
+        keep = [chunks[0]] + [c for c in chunks[1:]
+                              if any(c.startswith(h) and name in res for h, name in own.items())]
         text = "".join(keep)
     text = text.format(**fields)
     return re.sub(r"\n{3,}", "\n\n", text)  # an empty optional paragraph leaves no blank lines

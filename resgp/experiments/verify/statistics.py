@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "law_row",
     "covariance_stats",
     "kernel_stats",
     "correlation_stats",
@@ -124,6 +125,19 @@ def excess_kurtosis(y):
     y = np.asarray(y, dtype=np.float64)
     m2 = np.mean(y * y)
     return float(np.mean(y ** 4) / m2 ** 2 - 3.0) if m2 > 0 else float("nan")
+
+
+def law_row(y_net, y_sde, var) -> dict:
+    """Networks' and the SDE's samples of one output coordinate compared: two-sample KS of the
+    two, one-sample KS of each against the Gaussian N(0, ``var``), second moments and excess
+    kurtosis (keys ``ks_net_sde``, ``p_net_sde``, ``ks_net_gauss``, ... ``kurtosis_sde``)."""
+    row = {}
+    row["ks_net_sde"], row["p_net_sde"] = ks_2samp(y_net, y_sde)
+    row["ks_net_gauss"], row["p_net_gauss"] = ks_normal(y_net, var)
+    row["ks_sde_gauss"], row["p_sde_gauss"] = ks_normal(y_sde, var)
+    row["var_net"], row["var_sde"] = float(np.mean(y_net ** 2)), float(np.mean(y_sde ** 2))
+    row["kurtosis_net"], row["kurtosis_sde"] = excess_kurtosis(y_net), excess_kurtosis(y_sde)
+    return row
 
 
 def pearson(a, b):

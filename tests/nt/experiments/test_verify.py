@@ -96,20 +96,23 @@ def test_cli_verify_quick_writes_report(tmp_path):
     assert cli.main(["verify", "--quick", "--out", str(out), "--seed", "1"]) == 0
     report = (out / "verification.md").read_text()
     pngs = sorted(p.name for p in out.glob("*.png"))
-    assert pngs == ["commutativity.png", "covariance.png", "finite_width_sde.png",
-                    "gaussianity.png", "joint_histogram.png", "ntk.png"]
+    assert pngs == ["commutativity.png", "covariance.png", "finite_width_activations.png",
+                    "finite_width_sde.png", "gaussianity.png", "joint_histogram.png", "ntk.png",
+                    "post_activation_norms.png"]
     for name in pngs:
         assert f"]({name})" in report  # embedded with relative links
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     results = json.loads((out / "results.json").read_text())
     assert results["quick"] is True and results["seed"] == 1
     for key in ("covariance", "nt_monte_carlo", "commutativity", "correlation", "gaussianity",
-                "sde", "ntk"):
+                "sde", "ntk", "sde_phi", "norms"):
         assert key in results
     assert len(results["covariance"]["rows"]) == 9
     assert results["nt_monte_carlo"]["max_z"] < 4
     assert len(results["ntk"]["results"]["erf"]["rows"]) == 9
-    for section in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5."):
+    assert len(results["sde_phi"]["results"]["erf"]["rows"]) == 8
+    assert [r["initial_drift"] < 0 for r in results["norms"]["rows"]] == [True] * 3 + [False] * 5
+    for section in ("## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 7."):
         assert section in report
 
 
