@@ -35,47 +35,48 @@ __all__ = [
     "norm_regime",
 ]
 
+LEAKY_SLOPE = 0.2
+
 #: the activations of experiment 6: name -> resgp activation spec (for :mod:`resgp.nt` and
 #: ``resnet_nngp``); "linear" is NT's ``ABRelu(1, 1)``, the identity
 ACTIVATIONS = {
     "relu": "relu",
-    "leaky_relu": "leaky_relu(slope=0.2)",
+    "leaky_relu": f"leaky_relu(slope={LEAKY_SLOPE})",
     "erf": "erf",
     "gelu": "gelu",
     "tanh": "tanh",
     "linear": "abrelu(a=1.0, b=1.0)",
 }
 
-LEAKY_SLOPE = 0.2
-
 
 def numpy_activation(name):
-    """The activation ``name`` (a key of :data:`ACTIVATIONS`) as a NumPy ufunc-like callable.
+    """The activation ``name`` (a key of :data:`ACTIVATIONS`) on NumPy arrays: resgp's own
+    :math:`\\phi` (``Activation.fn``), evaluated in float64.
 
     Parameters
     ----------
     name : str
-        One of "relu", "leaky_relu" (slope 0.2), "erf", "gelu" (:math:`x\\Phi(x)`), "tanh",
-        "linear".
+        One of "relu", "leaky_relu" (slope 0.2), "erf", "gelu", "tanh", "linear".
 
     Returns
     -------
     callable
-        Elementwise :math:`\\phi` on NumPy arrays.
+        Elementwise :math:`\\phi` on NumPy arrays, float64 out.
     """
-    from scipy.special import erf, ndtr
+    import jax.numpy as jnp
 
-    table = {
-        "relu": lambda y: np.maximum(y, 0.0),
-        "leaky_relu": lambda y: np.where(y > 0, y, LEAKY_SLOPE * y),
-        "erf": erf,
-        "gelu": lambda y: y * ndtr(y),
-        "tanh": np.tanh,
-        "linear": lambda y: y,
-    }
-    if name not in table:
-        raise ValueError(f"unknown activation {name!r}; choose from {sorted(table)}")
-    return table[name]
+    from resgp.core.activations import get_activation
+    from resgp.core.x64 import float64
+
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; choose from {sorted(ACTIVATIONS)}")
+    fn = get_activation(ACTIVATIONS[name]).fn
+
+    def phi(y):
+        with float64():
+            return np.asarray(fn(jnp.asarray(y, dtype=jnp.float64)))
+
+    return phi
 
 
 def sample_exact(activation, width, n_samples, *, q0=1.0, T=1.0, seed=0):
@@ -240,21 +241,21 @@ def simulate_norms(width, n_paths, T, dt, times, *, seed=0):
         \langle Y^+, \Delta B\rangle / |Y^+|`, the martingale part of the Itô formula.
     """
     n = int(width)
+    marks = {int(round(t / dt)): i for i, t in enumerate(times)}
+    if 0 in marks:
+        raise ValueError("times must be positive")
     rng = rng_for(seed)
     Y = rng.standard_normal((n_paths, n))
     r = np.linalg.norm(Y, axis=1)
     log_r = np.log(r)
     Y /= r[:, None]
     h = math.sqrt(dt / n)
-    marks = {int(round(t / dt)): i for i, t in enumerate(times)}
     steps = max(marks)
     with np.errstate(divide="ignore"):
         log_s0 = np.log(np.sum(np.maximum(Y, 0.0) ** 2, axis=1)) + 2 * log_r
     rec = {key: np.empty((len(times), n_paths)) for key in ("log_s", "k", "drift", "mart")}
     drift = np.zeros(n_paths)
     mart = np.zeros(n_paths)
-    if 0 in marks:
-        raise ValueError("times must be positive")
     for step in range(1, steps + 1):
         Yp = np.maximum(Y, 0.0)
         a = np.sqrt(np.einsum("pi,pi->p", Yp, Yp))
@@ -278,7 +279,7 @@ def simulate_norms(width, n_paths, T, dt, times, *, seed=0):
     return dict(times=list(times), log_s0=log_s0, **rec)
 
 
-def _stats_at(log_s, log_s0, k, drift, mart, n, vanish, explode, moments):
+def _stats_at(log_s, log_s0, k, drift, mart, vanish, explode, moments):
     """Statistics at one time over the paths with S_0 > 0 (the others stay frozen at 0)."""
     live = np.isfinite(log_s0)
     log_s = np.where(live, np.maximum(log_s, -2000.0), log_s)  # an Euler step into S = 0
@@ -357,7 +358,7 @@ def norm_regime(widths, n_paths, T, dt, times, *, vanish=1e-3, explode=1e3,
     for n in progress_bar(widths, "post-activation norms", progress):
         sim = simulate_norms(n, n_paths, T, dt, times, seed=seed_for(seed, "norms", n))
         at = [_stats_at(sim["log_s"][i], sim["log_s0"], sim["k"][i], sim["drift"][i],
-                        sim["mart"][i], n, vanish, explode, moments) for i in range(len(times))]
+                        sim["mart"][i], vanish, explode, moments) for i in range(len(times))]
         t1 = times[0]
         means = [a["mean_log"] for a in at]
         live = np.isfinite(sim["log_s0"])
