@@ -30,7 +30,7 @@ demo: $(VENV)/.installed
 # two worker processes (pytest-xdist): XLA compiles on one thread.
 PYTEST = -m pytest -q -p no:cacheprovider -n 2
 test: $(VENV)/.installed
-	$(VENV)/bin/python $(PYTEST) tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py tests/test_makefile.py tests/test_reliability.py tests/test_docstrings.py
+	$(VENV)/bin/python $(PYTEST) tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py tests/test_makefile.py tests/test_reliability.py tests/test_jax_runtime.py tests/test_docstrings.py
 	$(VENV)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_ard.py tests/test_estimators.py tests/experiments tests/test_matrix_free.py
 	$(VENV)/bin/python $(PYTEST) tests/test_exactness.py
 	$(VENV)/bin/python $(PYTEST) tests/gpjax
@@ -39,7 +39,7 @@ test: $(VENV)/.installed
 # The numerically heavy cases (marker "heavy", pyproject.toml) run in the main environment only.
 test-newest-jax: $(NEWEST)/.installed
 	$(NEWEST)/bin/python -c "import jax; print('core tests on jax', jax.__version__)"
-	$(NEWEST)/bin/python $(PYTEST) -m "not heavy" tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py tests/test_reliability.py
+	$(NEWEST)/bin/python $(PYTEST) -m "not heavy" tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py tests/test_reliability.py tests/test_jax_runtime.py
 	$(NEWEST)/bin/python $(PYTEST) -m "not heavy" tests/test_sklearn_kernel.py tests/test_ard.py tests/test_estimators.py tests/experiments tests/test_matrix_free.py
 
 bench: $(VENV)/.installed

@@ -18,7 +18,8 @@ import numpy as np
 
 from .core import engine, limit, network, ode, traceable
 from .core.activations import RELU, get_activation
-from .core.validation import check_inputs, check_pair, check_variance
+from .core.inputs import layer_weight_variance
+from .core.validation import check_features, check_inputs, check_pair, check_variance
 from .core.x64 import float64
 
 __all__ = ["resnet_nngp", "resnet_nngp_diag", "resnet_ntk", "resnet_ntk_diag", "resnet_limit",
@@ -108,11 +109,15 @@ def _traceable(net, fn, *arrays):
             raise ValueError(f"inputs must be 2-D of shape (N, d) with one d, got shapes "
                              f"{[x.shape for x in arrays if x is not None]}")
     w = net.weight_variance
-    if net.ard and len(w) != arrays[0].shape[-1]:
-        raise ValueError(f"weight_variance has {len(w)} entries but the inputs have "
-                         f"{arrays[0].shape[-1]} features: give one variance per feature")
-    return fn(net, *arrays, branch_variance=net.branch_variance,
-              weight_variance=jnp.asarray(w) if net.ard else w,
+    if net.ard:
+        check_features(arrays[0], w, "X1")
+        w = jnp.asarray(w)
+        if net.architecture == "mlp":  # the traceable MLP takes one sigma_w^2 for every layer:
+            # the ARD input layer as inputs scaled by sqrt(w_i / mean), the hidden layers' one
+            m = layer_weight_variance(net.weight_variance)
+            arrays = tuple(None if a is None else a * jnp.sqrt(w / m) for a in arrays)
+            w = m
+    return fn(net, *arrays, branch_variance=net.branch_variance, weight_variance=w,
               bias_variance=net.bias_variance)
 
 
@@ -182,8 +187,11 @@ _MLP_DOC = r"""
     {x}
     depth : int >= 1
         Number of hidden layers.
-    weight_variance : float > 0, default=2.0
-        :math:`\sigma_w^2` of every layer (2: He initialisation, the edge of chaos for ReLU).
+    weight_variance : float > 0 or array (d,) of them, default=2.0
+        :math:`\sigma_w^2` of every layer (2: He initialisation, the edge of chaos for ReLU),
+        or one variance per feature (ARD): the input layer has :math:`q_0(a,b) = \sum_i w_i
+        a_i b_i/d + \sigma_b^2` and every hidden layer :math:`\sigma_w^2 = \bar w`, the mean
+        of the :math:`w_i` (equal entries c give the kernel of the scalar c exactly).
     bias_variance : float >= 0, default=0.0
         :math:`\sigma_b^2` of every layer.
     activation : str, Activation or callable, default="relu"
@@ -218,7 +226,8 @@ def mlp_ntk_diag(X, *, depth, weight_variance=2.0, bias_variance=0.0, activation
 
 mlp_nngp.__doc__ = r"""NNGP kernel of the infinitely wide MLP (no skip connections) with ``depth`` hidden layers.
 
-    :math:`q_0 = \sigma_w^2\langle a,b\rangle/d + \sigma_b^2`,
+    :math:`q_0 = \sigma_w^2\langle a,b\rangle/d + \sigma_b^2` (ARD: :math:`\sum_i w_i a_i
+    b_i/d + \sigma_b^2`, with :math:`\sigma_w^2 = \bar w` below),
     :math:`q_l = \sigma_w^2 E[\phi(u)\phi(v)] + \sigma_b^2`, l = 1..depth. For ReLU with
     :math:`\sigma_w^2 = 2` the correlation of any two inputs tends to 1 as depth grows.
 """ + _MLP_DOC.format(x=_X_PAIR, ret=_RET_MATRIX)
@@ -227,7 +236,8 @@ mlp_nngp_diag.__doc__ = """The diagonal K(x, x) of :func:`mlp_nngp`, without for
 mlp_ntk.__doc__ = r"""NTK of the MLP of :func:`mlp_nngp` (NT 'ntk' parameterisation).
 
     :math:`\Theta_0 = q_0`, :math:`\Theta_l = \sigma_w^2(\check\phi(q_{l-1}) +
-    \Theta_{l-1}\check{\phi'}(q_{l-1})) + \sigma_b^2`.
+    \Theta_{l-1}\check{\phi'}(q_{l-1})) + \sigma_b^2` (ARD: the ARD :math:`q_0` and
+    :math:`\sigma_w^2 = \bar w`, as in :func:`mlp_nngp`).
 """ + _MLP_DOC.format(x=_X_PAIR, ret=_RET_MATRIX)
 mlp_ntk_diag.__doc__ = """The diagonal Theta(x, x) of :func:`mlp_ntk`, without forming the matrix.
 """ + _MLP_DOC.format(x=_X_ONE, ret=_RET_DIAG)

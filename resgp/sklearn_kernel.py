@@ -106,6 +106,16 @@ class _NNGPKernel(Kernel):
         """The ``Hyperparameter`` of ``bias_variance`` (log space; "fixed" at 0)."""
         return self._hyperparameter("bias_variance")
 
+    @property
+    def hyperparameter_weight_variance(self):
+        """The ``Hyperparameter`` of ``weight_variance`` (one element per feature with ARD)."""
+        return self._hyperparameter("weight_variance")
+
+    @property
+    def anisotropic(self):
+        """True with one weight variance per feature (ARD)."""
+        return np.ndim(self.weight_variance) > 0
+
     def _settings(self):
         """(Network, free hyperparameter names in sklearn's alphabetical order, values)."""
         values, free = dict(self._FIXED), []
@@ -191,8 +201,8 @@ class _NNGPKernel(Kernel):
 
     def __repr__(self):
         shown = [f"{name}={_fmt(getattr(self, name))}" for name in self._REPR]
-        w = getattr(self, "weight_variance", 1.0)
-        if "weight_variance" in self._HYPERPARAMETERS and (np.ndim(w) or w != 1.0):
+        w = self.weight_variance
+        if np.ndim(w) or w != self._DEFAULT_WEIGHT:
             shown.append(f"weight_variance={np.asarray(w).tolist()!r}")
         if "depth" not in self._REPR and self.depth is not None:
             shown.append(f"depth={self.depth!r}")
@@ -244,6 +254,7 @@ class ResNetKernel(_NNGPKernel):
     _HYPERPARAMETERS = ("branch_variance", "bias_variance", "weight_variance")
     _FIXED = {}
     _REPR = ("branch_variance", "bias_variance")
+    _DEFAULT_WEIGHT = 1.0
 
     def __init__(self, branch_variance=1.0, bias_variance=0.0, activation="relu", depth=None,
                  ntk=False, branch_variance_bounds=(1e-2, 1e1), bias_variance_bounds=None,
@@ -263,16 +274,6 @@ class ResNetKernel(_NNGPKernel):
         """The ``Hyperparameter`` of ``branch_variance`` T (log space, its bounds)."""
         return self._hyperparameter("branch_variance")
 
-    @property
-    def hyperparameter_weight_variance(self):
-        """The ``Hyperparameter`` of ``weight_variance`` (one element per feature with ARD)."""
-        return self._hyperparameter("weight_variance")
-
-    @property
-    def anisotropic(self):
-        """True with one weight variance per feature (ARD)."""
-        return np.ndim(self.weight_variance) > 0
-
     def _network(self, values):
         return network.resnet(depth=self.depth, activation=self.activation, ntk=self.ntk,
                               **values)
@@ -281,7 +282,8 @@ class ResNetKernel(_NNGPKernel):
 class MLPKernel(_NNGPKernel):
     r"""NNGP (or NTK) kernel of the infinitely wide MLP without skip connections.
 
-    :math:`q_0(a,b) = \sigma_w^2\langle a, b\rangle / d + \sigma_b^2`,
+    :math:`q_0(a,b) = \sigma_w^2\langle a, b\rangle / d + \sigma_b^2` (ARD: :math:`\sum_i w_i
+    a_i b_i / d + \sigma_b^2`, and :math:`\sigma_w^2 = \bar w`, the mean, below),
     :math:`q_l = \sigma_w^2 E[\phi(u)\phi(v)] + \sigma_b^2` for l = 1, ..., ``depth``; the same as
     :func:`resgp.mlp_nngp` (:func:`resgp.mlp_ntk` with ``ntk=True``). For ReLU this is the
     arc-cosine kernel of degree 1 composed ``depth`` times (Cho & Saul 2009); with
@@ -295,29 +297,36 @@ class MLPKernel(_NNGPKernel):
         :math:`\sigma_b^2` of every layer; tuned when positive, fixed when 0.
     activation : str, Activation or callable, default="relu"
         The activation.
-    weight_variance : float > 0, default=2.0
-        :math:`\sigma_w^2` of every layer, fixed: for ReLU it only rescales the kernel together
-        with the bias variance, which the ``ConstantKernel`` in front already does.
+    weight_variance : float > 0 or array (d,) of them, default=2.0
+        :math:`\sigma_w^2` of every layer, fixed by default: for ReLU it only rescales the
+        kernel together with the bias variance, which the ``ConstantKernel`` in front already
+        does. An array gives one variance per feature (ARD, as in :class:`ResNetKernel`: a
+        vector hyperparameter, log space, exact gradients) to the input layer, and their mean
+        to the hidden layers.
     bias_variance_bounds : pair of floats > 0, "fixed" or None, default=None
         As in :class:`ResNetKernel`.
     ntk : bool, default=False
         The neural tangent kernel instead of the NNGP.
+    weight_variance_bounds : pair of floats > 0, "fixed" or None, default=None
+        As in :class:`ResNetKernel`: None is "fixed" for a scalar, (1e-2, 100) for each entry
+        of an array.
     """
 
-    _HYPERPARAMETERS = ("bias_variance",)
+    _HYPERPARAMETERS = ("bias_variance", "weight_variance")
     _FIXED = {}
     _REPR = ("depth", "bias_variance")
+    _DEFAULT_WEIGHT = 2.0
 
     def __init__(self, depth=3, bias_variance=0.0, activation="relu", weight_variance=2.0,
-                 bias_variance_bounds=None, ntk=False):
+                 bias_variance_bounds=None, ntk=False, weight_variance_bounds=None):
         self.depth = depth
         self.weight_variance = weight_variance
         self.bias_variance = bias_variance
         self.activation = activation
         self.ntk = ntk
         self.bias_variance_bounds = bias_variance_bounds
+        self.weight_variance_bounds = weight_variance_bounds
 
     def _network(self, values):
-        wv = check_variance("weight_variance", self.weight_variance)
         return network.mlp(depth=self.depth, activation=self.activation, ntk=self.ntk,
-                           weight_variance=wv, **values)
+                           **values)

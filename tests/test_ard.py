@@ -1,9 +1,11 @@
-"""Per-feature input weight variances (ARD, issue 14): q_0(a, b) = sum_i w_i a_i b_i / d + b."""
+"""Per-feature input weight variances (ARD, issue 14): q_0(a, b) = sum_i w_i a_i b_i / d + b
+(the ResNet; the MLP, whose hidden layers then take sigma_w^2 = mean(w), below)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.base import clone
 from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, WhiteKernel
 
@@ -12,7 +14,21 @@ from resgp.core import engine, network
 
 RNG = np.random.default_rng(11)
 X = RNG.normal(size=(7, 3))
+Y = RNG.normal(size=(4, 3))
 W = np.array([0.5, 2.0, 1.3])
+
+def _log_gradient_errors(kernel, G, h=1e-6):
+    """Per component of theta: max |G - FD| / max |FD| with FD the central differences of the
+    kernel on X in log space (sklearn's theta)."""
+    theta, errors = kernel.theta, []
+    for i in range(theta.size):
+        up, down = theta.copy(), theta.copy()
+        up[i] += h
+        down[i] -= h
+        fd = (kernel.clone_with_theta(up)(X) - kernel.clone_with_theta(down)(X)) / (2 * h)
+        errors.append(np.abs(G[..., i] - fd).max() / np.abs(fd).max())
+    return errors
+
 
 CASES = [dict(), dict(depth=4), dict(activation="erf"), dict(ntk=True),
          dict(activation="erf", depth=3, ntk=True), dict(activation="tanh", depth=2),
@@ -59,13 +75,7 @@ def test_sklearn_kernel_vector_hyperparameter():
     assert k.hyperparameter_weight_variance.n_elements == 3 and k.theta.shape == (5,)
     assert resgp.ResNetKernel().hyperparameter_weight_variance.fixed  # a scalar is fixed
     K, G = k(X, eval_gradient=True)
-    theta, h = k.theta, 1e-6
-    for i in range(theta.size):
-        up, down = theta.copy(), theta.copy()
-        up[i] += h
-        down[i] -= h
-        fd = (k.clone_with_theta(up)(X) - k.clone_with_theta(down)(X)) / (2 * h)
-        assert np.abs(G[..., i] - fd).max() <= 1e-7 * np.abs(fd).max(), i
+    assert max(_log_gradient_errors(k, G)) <= 1e-7
     with pytest.raises(ValueError, match="one variance per feature"):
         resgp.ResNetKernel(weight_variance=np.ones(4))(X)
     with pytest.raises(ValueError, match="one variance per feature"):
@@ -79,16 +89,21 @@ def test_sklearn_kernel_vector_hyperparameter():
     np.testing.assert_array_equal(rebuilt(X), resgp.resnet_nngp(X, weight_variance=[0.5, 2, 1]))
 
 
-def test_ard_finds_the_relevant_feature():
+@pytest.mark.parametrize("make", [
+    lambda w: resgp.ResNetKernel(weight_variance=w, bias_variance=0.1),
+    lambda w: resgp.MLPKernel(weight_variance=2.0 * w, bias_variance=0.1, activation="erf"),
+], ids=["resnet", "mlp"])
+def test_ard_finds_the_relevant_feature(make):
     """y depends on the first of four features: ARD raises the marginal likelihood over the
     isotropic kernel and gives that feature the largest weight variance."""
-    Z = RNG.normal(size=(60, 4))
-    y = np.sin(2.0 * Z[:, 0]) + 0.05 * RNG.normal(size=60)
+    rng = np.random.default_rng(11)
+    Z = rng.normal(size=(60, 4))
+    y = np.sin(2.0 * Z[:, 0]) + 0.05 * rng.normal(size=60)
     fits = {}
     for key, w in (("iso", 1.0), ("ard", np.ones(4))):
-        kernel = ConstantKernel() * resgp.ResNetKernel(weight_variance=w, bias_variance=0.1) \
-            + WhiteKernel(1e-2)
+        kernel = ConstantKernel() * make(w) + WhiteKernel(1e-2)
         fits[key] = GaussianProcessRegressor(kernel, normalize_y=True).fit(Z, y)
+    assert fits["ard"].kernel_.theta.size == fits["iso"].kernel_.theta.size + 4
     assert fits["ard"].log_marginal_likelihood_value_ > \
         fits["iso"].log_marginal_likelihood_value_ + 10
     w = np.asarray(fits["ard"].kernel_.k1.k2.weight_variance)
@@ -104,5 +119,119 @@ def test_traced_ard():
     with enable_x64():
         K = jax.jit(lambda x: resgp.resnet_nngp(x, weight_variance=W, activation="erf"))(
             jnp.asarray(X))
+        # the MLP: its traced layers take one sigma_w^2, the ARD input layer rescales the inputs
+        mlp = dict(depth=3, weight_variance=W, bias_variance=0.2, activation="erf")
+        M = jax.jit(lambda x, y: resgp.mlp_ntk(x, y, **mlp))(jnp.asarray(X), jnp.asarray(Y))
+        m = jax.jit(lambda x: resgp.mlp_nngp_diag(x, **mlp))(jnp.asarray(X))
     np.testing.assert_allclose(np.asarray(K), resgp.resnet_nngp(X, weight_variance=W,
                                                                 activation="erf"), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(M), resgp.mlp_ntk(X, Y, **mlp), rtol=1e-12)
+    np.testing.assert_allclose(np.asarray(m), resgp.mlp_nngp_diag(X, **mlp), rtol=1e-12)
+
+
+# ----------------------------------------------------------------------------- MLP
+
+MLP = dict(nngp=resgp.mlp_nngp, ntk=resgp.mlp_ntk)
+MLP_DIAG = dict(nngp=resgp.mlp_nngp_diag, ntk=resgp.mlp_ntk_diag)
+MLP_CASES = [("relu", 0.0), ("relu", 0.3), ("erf", 0.0), ("erf", 0.3)]
+
+
+def _mlp_id(case):
+    return f"{case[0]}-b{case[1]}"
+
+
+@pytest.mark.parametrize("case", MLP_CASES, ids=_mlp_id)
+def test_mlp_equal_weights_are_the_isotropic_kernel(case):
+    """w = (c, c, c) is the scalar c bit for bit (c = 0.7: the plain mean of three 0.7 is not
+    0.7), and the d ARD gradients sum to the scalar's weight-variance gradient."""
+    act, b = case
+    c = 0.7
+    kw = dict(depth=3, bias_variance=b, activation=act)
+    for kind in ("nngp", "ntk"):
+        np.testing.assert_array_equal(MLP[kind](X, weight_variance=np.full(3, c), **kw),
+                                      MLP[kind](X, weight_variance=c, **kw))
+        np.testing.assert_array_equal(MLP[kind](X, Y, weight_variance=np.full(3, c), **kw),
+                                      MLP[kind](X, Y, weight_variance=c, **kw))
+        np.testing.assert_array_equal(MLP_DIAG[kind](X, weight_variance=np.full(3, c), **kw),
+                                      MLP_DIAG[kind](X, weight_variance=c, **kw))
+        names = ("bias_variance", "weight_variance") if b else ("weight_variance",)
+        nets = [network.mlp(weight_variance=w, ntk=kind == "ntk", **kw) for w in (np.full(3, c), c)]
+        (K_ard, G_ard), (K_iso, G_iso) = (engine.gram_and_gradients(n, X, names) for n in nets)
+        np.testing.assert_array_equal(K_ard, K_iso)
+        np.testing.assert_allclose(G_ard[-3:].sum(axis=0), G_iso[-1], rtol=1e-12,
+                                   atol=1e-14 * np.abs(G_iso[-1]).max())
+        if b:  # the other directions do not depend on how the weight one is asked for
+            np.testing.assert_array_equal(G_ard[0], G_iso[0])
+
+
+@pytest.mark.parametrize("case", MLP_CASES, ids=_mlp_id)
+def test_mlp_ard_equals_the_isotropic_kernel_of_rescaled_inputs(case):
+    """An independent route: features scaled by sqrt(w_i / mean(w)) through the isotropic MLP of
+    sigma_w^2 = mean(w) (its hidden layers' variance)."""
+    act, b = case
+    kw = dict(depth=3, bias_variance=b, activation=act)
+    s = np.sqrt(W / W.mean())
+    for kind in ("nngp", "ntk"):
+        K = MLP[kind](X, weight_variance=W, **kw)
+        ref = MLP[kind](X * s, weight_variance=W.mean(), **kw)
+        assert np.abs(K - ref).max() <= 1e-12 * np.abs(ref).max()
+        cross = MLP[kind](X, Y, weight_variance=W, **kw)
+        assert np.abs(cross - MLP[kind](X * s, Y * s, weight_variance=W.mean(), **kw)).max() \
+            <= 1e-12 * np.abs(cross).max()
+        np.testing.assert_allclose(MLP_DIAG[kind](X, weight_variance=W, **kw), np.diag(K),
+                                   rtol=1e-12)
+        assert not np.allclose(K, MLP[kind](X, weight_variance=W.mean(), **kw))  # w matters
+
+
+@pytest.mark.parametrize("ntk", [False, True], ids=["nngp", "ntk"])
+@pytest.mark.parametrize("case", MLP_CASES, ids=_mlp_id)
+def test_mlp_kernel_ard_gradients(case, ntk):
+    """MLPKernel's gradient in log space, every ARD component (and the bias), against central
+    differences of the kernel."""
+    act, b = case
+    k = resgp.MLPKernel(depth=3, weight_variance=W, bias_variance=b, activation=act, ntk=ntk)
+    K, G = k(X, eval_gradient=True)
+    np.testing.assert_array_equal(K, MLP["ntk" if ntk else "nngp"](
+        X, depth=3, weight_variance=W, bias_variance=b, activation=act))
+    assert G.shape == (7, 7, 4 if b else 3)
+    np.testing.assert_allclose(np.exp(k.theta[-3:]), W, rtol=1e-15)
+    assert max(_log_gradient_errors(k, G)) <= 1e-6
+
+
+def test_mlp_wrong_length_is_refused():
+    pattern = "weight_variance has 4 entries but X1? has 3 features: give one variance per"
+    for fn in (*MLP.values(), *MLP_DIAG.values()):
+        with pytest.raises(ValueError, match=pattern):
+            fn(X, depth=2, weight_variance=np.ones(4))
+    kernel = resgp.MLPKernel(weight_variance=np.ones(4))
+    for call in (kernel, kernel.diag, lambda Z: kernel(Z, eval_gradient=True)):
+        with pytest.raises(ValueError, match=pattern):
+            call(X)
+    with pytest.raises(ValueError, match="finite variances > 0"):
+        resgp.mlp_nngp(X, depth=2, weight_variance=[1.0, 0.0, 1.0])
+
+
+def test_mlp_kernel_vector_hyperparameter():
+    k = resgp.MLPKernel(depth=2, weight_variance=np.ones(3), bias_variance=0.1)
+    assert [h.name for h in k.hyperparameters] == ["bias_variance", "weight_variance"]
+    assert k.hyperparameter_weight_variance.n_elements == 3 and k.anisotropic
+    assert k.theta.shape == (4,) and k.bounds.shape == (4, 2)
+    np.testing.assert_allclose(np.exp(k.bounds[1:]), [[1e-2, 1e2]] * 3, rtol=1e-15)
+    assert resgp.MLPKernel(weight_variance=np.ones(3)).theta.shape == (3,)  # bias-free
+    assert resgp.MLPKernel(weight_variance=np.ones(3), bias_variance=0.1,
+                           weight_variance_bounds="fixed").theta.shape == (1,)
+    assert resgp.MLPKernel().hyperparameter_weight_variance.fixed  # a scalar stays fixed
+    assert k.get_params()["weight_variance_bounds"] is None
+    np.testing.assert_array_equal(k.get_params()["weight_variance"], np.ones(3))
+    twin = clone(k)
+    assert twin is not k and twin == k
+    np.testing.assert_array_equal(twin(X), k(X))
+    moved = k.clone_with_theta(k.theta + 0.1)
+    np.testing.assert_allclose(moved.weight_variance, np.exp(0.1) * np.ones(3), rtol=1e-15)
+    np.testing.assert_allclose(moved(X), resgp.mlp_nngp(
+        X, depth=2, weight_variance=np.exp(0.1) * np.ones(3), bias_variance=0.1 * np.exp(0.1)),
+        rtol=1e-14)
+    rebuilt = eval(repr(resgp.MLPKernel(weight_variance=[0.5, 2.0, 1.0])),  # noqa: S307
+                   {"MLPKernel": resgp.MLPKernel})
+    np.testing.assert_array_equal(rebuilt(X), resgp.mlp_nngp(X, depth=3,
+                                                             weight_variance=[0.5, 2, 1]))

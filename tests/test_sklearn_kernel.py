@@ -494,14 +494,16 @@ def test_mlp_kernel_values_and_gradient(X, Y, depth, bias_variance):
 
 def test_mlp_kernel_protocol(X):
     kernel = MLPKernel(depth=4, bias_variance=0.3)
-    assert [h.name for h in kernel.hyperparameters] == ["bias_variance"]
+    assert [h.name for h in kernel.hyperparameters] == ["bias_variance", "weight_variance"]
+    assert kernel.hyperparameter_weight_variance.fixed  # a scalar only rescales (ReLU)
     np.testing.assert_array_equal(kernel.theta, np.log([0.3]))
     assert repr(kernel) == "MLPKernel(depth=4, bias_variance=0.3)"
     restored = pickle.loads(pickle.dumps(clone(kernel)))
     assert restored == kernel
     np.testing.assert_array_equal(restored(X), kernel(X))
     assert set(kernel.get_params()) == {"depth", "bias_variance", "activation", "ntk",
-                                        "weight_variance", "bias_variance_bounds"}
+                                        "weight_variance", "bias_variance_bounds",
+                                        "weight_variance_bounds"}
     fixed = MLPKernel(depth=2)  # bias-free by default: no hyperparameter
     assert fixed.n_dims == 0
     K, G = fixed(X, eval_gradient=True)
@@ -607,8 +609,7 @@ def test_sklearn_kernel_contract(cfg):
     # theta is the log of every free hyperparameter, in the listed order (a scalar weight
     # variance is listed, fixed, as sklearn lists a fixed RBF length scale)
     names = [h.name for h in kernel.hyperparameters if not h.fixed]
-    assert [h.name for h in kernel.hyperparameters if h.fixed] == (
-        ["weight_variance"] if isinstance(kernel, ResNetKernel) else [])
+    assert [h.name for h in kernel.hyperparameters if h.fixed] == ["weight_variance"]
     np.testing.assert_array_equal(kernel.theta, np.log([getattr(kernel, n) for n in names]))
     K, G = kernel(X, eval_gradient=True)
     # fixing one hyperparameter removes exactly its column, bit for bit

@@ -158,9 +158,9 @@ def test_string_X2(name):
     ],
 )
 def test_bad_input_layer_variances(name, kw, exc, pattern):
-    if name in RESNET and isinstance(kw.get("weight_variance"), list):
-        # the ResNet's input layer takes one variance per feature (ARD): a list of the wrong
-        # length is the error there (GOOD has 2 features; tests/test_ard.py checks the values)
+    if isinstance(kw.get("weight_variance"), list):
+        # the input layer takes one variance per feature (ARD): a list of the wrong length is
+        # the error (GOOD has 2 features; tests/test_ard.py checks the values)
         kw, exc, pattern = dict(weight_variance=[1.0, 2.0, 3.0]), ValueError, \
             r"weight_variance has 3 entries but X1? has 2 features"
     with pytest.raises(exc, match=pattern):

@@ -39,7 +39,7 @@ from .velocity import diagonal_velocity, velocity
 from .x64 import float64
 
 __all__ = ["gram", "diagonal", "gram_and_gradients", "PAIR_CHUNK", "TABLE_TILE",
-           "MAX_GRADED_PAIRS", "PARTIALS"]
+           "MAX_GRADED_PAIRS", "PARTIALS", "LAYER_WEIGHT"]
 
 PAIR_CHUNK = 4096  # pairs integrated together (each with its own steps)
 MAX_GRADED_PAIRS = 20_000  # pairs whose duals need the graded rule (a clear error beyond)
@@ -48,6 +48,8 @@ TABLE_TILE = 512  # table evaluations: the column-side factors stay in cache
 
 PARTIALS = ("q_aa", "q_bb", "q_ab")  # dK / dq_0(a, a), dq_0(b, b), dq_0(a, b): the chain rule of
 # any input-layer hyperparameter (per-feature weight variances, ARD) in one place
+LAYER_WEIGHT = "layer_weight_variance"  # dK / d sigma_w^2 of the MLP's hidden layers alone
+# (q_0 held): with the partials, an ARD MLP's dK/dw_i (its hidden sigma_w^2 is the mean of w)
 
 
 def _mirror(names):
@@ -64,6 +66,8 @@ def _mirror(names):
 
 def _names_ok(net, names):
     allowed = {"branch_variance", "weight_variance", "bias_variance", *PARTIALS}
+    if net.architecture == "mlp":
+        allowed.add(LAYER_WEIGHT)
     if net.architecture == "mlp" or net.branch_scales is not None:
         allowed.discard("branch_variance")
     for name in names:
@@ -93,7 +97,7 @@ def _layers_tangent(name, layers, architecture, T):
     zero = jnp.zeros_like(gains)
     if architecture == "resnet":
         return (zero, gains / T if name == "branch_variance" else zero, zero)
-    return (zero, jnp.ones_like(gains) if name == "weight_variance" else zero,
+    return (zero, jnp.ones_like(gains) if name in ("weight_variance", LAYER_WEIGHT) else zero,
             jnp.ones_like(shifts) if name == "bias_variance" else zero)
 
 
@@ -665,7 +669,8 @@ def gram_and_gradients(net, X, names):
     X : ndarray (N, d)
     names : sequence of str
         Among "branch_variance", "weight_variance", "bias_variance" (and the partials
-        "q_aa", "q_bb", "q_ab" with respect to the input layer's covariances).
+        "q_aa", "q_bb", "q_ab" with respect to the input layer's covariances; for the MLP
+        "layer_weight_variance", the hidden layers' :math:`\sigma_w^2` with :math:`q_0` held).
 
     Returns
     -------
@@ -674,14 +679,17 @@ def gram_and_gradients(net, X, names):
         :math:`\partial K/\partial\,\mathrm{name}` (not in log space), in the order of ``names``;
         per-feature weight variances (``net.ard``) give d of them in place of
         "weight_variance", :math:`\partial K/\partial w_i = (P_{aa} x_{ai}^2 + P_{bb}
-        x_{bi}^2 + P_{ab} x_{ai}x_{bi}) / d` from the partials P (docs/theory.md, "Gradients").
+        x_{bi}^2 + P_{ab} x_{ai}x_{bi}) / d` from the partials P, plus :math:`G/d` for the MLP,
+        whose hidden layers have :math:`\sigma_w^2 = \bar w` (G: "layer_weight_variance";
+        docs/theory.md, "Gradients").
     """
     names = tuple(names)
     if not (net.ard and "weight_variance" in names):
         out = _compute(net, X, None, names)
         return out[0], out[1:]
+    chain = PARTIALS + ((LAYER_WEIGHT,) if net.architecture == "mlp" else ())
     asked = tuple(n for n in names if n != "weight_variance")
-    asked += tuple(p for p in PARTIALS if p not in asked)
+    asked += tuple(p for p in chain if p not in asked)
     out = _compute(net, X, None, asked)
     got = dict(zip(asked, out[1:]))
     P_aa, P_bb, P_ab = (got[p] for p in PARTIALS)
@@ -696,6 +704,8 @@ def gram_and_gradients(net, X, names):
             x = X[:, i]
             xx = x * x / d
             ard[i] = P_aa * xx[:, None] + P_bb * xx[None, :] + P_ab * np.outer(x / d, x)
+        if LAYER_WEIGHT in got:  # d mean(w) / d w_i = 1/d
+            ard += got[LAYER_WEIGHT] / d
         rows.append(ard)
     return out[0], np.concatenate(rows)
 

@@ -3,16 +3,19 @@ r"""The input layer and the layer schedules (docs/theory.md, "Network and input 
 The input layer gives :math:`q_0(a, b) = \sum_i w_i a_i b_i / d + \sigma_b^2 =
 \langle\tilde a, \tilde b\rangle` with augmented inputs
 :math:`\tilde a = (\sqrt{w/d}\odot a, \sigma_b)` (isotropic: one :math:`w = \sigma_w^2`; ARD:
-one weight per feature). Rows are kept as unit vectors ``z`` and norms ``n``
-(:math:`q_0(a, b) = n_a n_b \langle z_a, z_b\rangle`), which keeps correlations exact for very
-large or very small inputs.
+one weight per feature, and the MLP's hidden layers take their mean as :math:`\sigma_w^2`).
+Rows are kept as unit vectors ``z`` and norms ``n`` (:math:`q_0(a, b) = n_a n_b \langle z_a,
+z_b\rangle`), which keeps correlations exact for very large or very small inputs.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-__all__ = ["features", "resnet_layers", "mlp_layers", "covariance", "pair_correlations"]
+__all__ = ["features", "resnet_layers", "mlp_layers", "layer_weight_variance", "covariance",
+           "pair_correlations"]
 
 _ULPS = 4 * np.finfo(np.float64).eps
 
@@ -76,6 +79,15 @@ def resnet_layers(depth, T, branch_scales=None):
     return np.ones_like(gains), gains, np.zeros_like(gains)
 
 
+def layer_weight_variance(weight_variance):
+    """sigma_w^2 of the MLP's hidden layers: ``weight_variance`` itself, or the mean of
+    per-feature variances w (ARD), exactly c when every w_i is c (then the scalar c's kernel)."""
+    w = np.asarray(weight_variance, dtype=np.float64).reshape(-1)
+    return float(w[0]) if np.all(w == w[0]) else math.fsum(w) / w.size
+
+
 def mlp_layers(depth, weight_variance, bias_variance):
-    """(skips, gains, shifts) of the MLP's layers: s = 0, g = sigma_w^2, c = sigma_b^2."""
-    return np.zeros(depth), np.full(depth, float(weight_variance)), np.full(depth, float(bias_variance))
+    """(skips, gains, shifts) of the MLP's layers: s = 0, g = sigma_w^2 (ARD: the mean of the
+    per-feature variances, :func:`layer_weight_variance`), c = sigma_b^2."""
+    return (np.zeros(depth), np.full(depth, layer_weight_variance(weight_variance)),
+            np.full(depth, float(bias_variance)))

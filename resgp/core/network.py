@@ -8,7 +8,9 @@ vocabulary (docs/theory.md, "Network and input layer"):
 * ``branch_variance`` :math:`T = \sum_l \alpha_l^2`, the ResNet's total branch variance (its
   depth time; T = 1 is Hayou & Yang's :math:`1/\sqrt L` scaling), or ``branch_scales``
   :math:`(\alpha_1, \ldots, \alpha_L)`;
-* ``weight_variance`` :math:`\sigma_w^2` of the input layer (MLP: of every layer);
+* ``weight_variance`` :math:`\sigma_w^2` of the input layer (MLP: of every layer), or
+  per-feature variances :math:`w_i` of the input layer (ARD; the MLP's hidden layers take
+  their mean);
 * ``bias_variance`` :math:`\sigma_b^2` (MLP: of every layer).
 """
 
@@ -44,8 +46,9 @@ class Network:
         T (ResNet); the sum of the squared branch scales when those are given.
     branch_scales : tuple of float or None
     weight_variance : float or tuple of float
-        :math:`\sigma_w^2`, or per-feature variances :math:`w_i` of the ResNet's input layer
-        (ARD: :math:`q_0(a, b) = \sum_i w_i a_i b_i / d + \sigma_b^2`).
+        :math:`\sigma_w^2`, or per-feature variances :math:`w_i` of the input layer (ARD:
+        :math:`q_0(a, b) = \sum_i w_i a_i b_i / d + \sigma_b^2`; the MLP's hidden layers then
+        have :math:`\sigma_w^2 = \bar w`, the mean).
     bias_variance : float
     rtol, atol : float
         Tolerances of the ODE solves (infinite depth, non-ReLU); ``atol`` relative to each
@@ -113,5 +116,5 @@ def mlp(*, depth, weight_variance=2.0, bias_variance=0.0, activation="relu", ntk
     """A validated MLP :class:`Network` (the parameters of :func:`resgp.mlp_nngp`)."""
     act = get_activation(activation)
     return Network("mlp", act, check_depth(depth, allow_none=False), _check_ntk(ntk, act), 0.0,
-                   None, check_weight_variance(weight_variance, allow_vector=False),
+                   None, check_weight_variance(weight_variance),
                    check_variance("bias_variance", bias_variance, allow_zero=True))

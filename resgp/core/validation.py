@@ -97,10 +97,10 @@ def check_branch_scales(branch_scales, depth: int | None) -> np.ndarray:
     return alphas
 
 
-def check_weight_variance(value, *, allow_vector: bool = True):
-    """weight_variance: a variance > 0 (float), or, with ``allow_vector``, per-feature
-    variances (ARD), a non-empty 1-D sequence of them (a tuple of floats)."""
-    if np.ndim(value) == 0 or not allow_vector:
+def check_weight_variance(value):
+    """weight_variance: a variance > 0 (float), or per-feature variances (ARD), a non-empty
+    1-D sequence of them (a tuple of floats)."""
+    if np.ndim(value) == 0:
         return check_variance("weight_variance", value)
     try:
         w = np.asarray(value, dtype=np.float64)

@@ -11,6 +11,8 @@ import contextlib
 
 import jax
 
+from .jax_runtime import check_compilation_cache
+
 
 def enable_x64():
     """Context manager: 64-bit JAX inside the block, the caller's setting restored after."""
@@ -27,7 +29,11 @@ def x64_enabled() -> bool:
 
 @contextlib.contextmanager
 def float64():
-    """Like :func:`enable_x64` but a no-op when 64-bit JAX is already on (inside a user's jit)."""
+    """Like :func:`enable_x64` but a no-op when 64-bit JAX is already on (inside a user's jit).
+
+    Every resgp computation enters it, so it is also where the caller's runtime settings are
+    checked (:func:`resgp.core.jax_runtime.check_compilation_cache`)."""
+    check_compilation_cache()
     if x64_enabled():
         yield
     else:
