@@ -11,8 +11,8 @@ Kernel functions (NumPy/JAX arrays in, float64 matrix out):
 scikit-learn: :class:`ResNetKernel`, :class:`MLPKernel` (kernels), :class:`ResNetGPRegressor`,
 :class:`ResNetGPClassifier` (estimators); :mod:`resgp.predict`: the trained-network (NTK-GP)
 posterior of Lee et al. 2019. Activations (:mod:`resgp.activations`): names "relu",
-"leaky_relu", "abrelu", "erf", "sin", "gelu", "tanh", parameterised factories and any
-``jax.numpy`` callable. GPJax (:mod:`resgp.gpjax`) and Neural Tangents (:mod:`resgp.nt`)
+"leaky_relu", "abrelu", "erf", "sin", "gelu", "tanh", "sigmoid", "step", "requ", "sign",
+parameterised factories and any ``jax.numpy`` callable. GPJax (:mod:`resgp.gpjax`) and Neural Tangents (:mod:`resgp.nt`)
 adapters are imported on demand. The compute core is :mod:`resgp.core`; the math is in
 docs/theory.md.
 """

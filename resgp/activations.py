@@ -29,11 +29,14 @@ from .core.activations import (  # noqa: F401
     sign_dual,
     sin,
     step_dual,
-    tanh,
+    SIGMOID,
+    TANH,
+    tanh_derivative_dual,
+    tanh_dual,
 )
 
 __all__ = ["ACTIVATIONS", "Activation", "abrelu", "erf", "from_callable", "get_activation",
-           "leaky_relu", "sin", "tanh", "gelu_dual", "gelu_derivative_dual", "relu_dual",
+           "leaky_relu", "sin", "TANH", "SIGMOID", "tanh_dual", "tanh_derivative_dual", "gelu_dual", "gelu_derivative_dual", "relu_dual",
            "relu_derivative_dual", "RELU", "GELU", "DEFAULT_ORDER", "FACTORIES",
            "rectified_monomial", "STEP", "REQU", "SIGN", "step_dual", "requ_dual",
            "requ_derivative_dual", "sign_dual"]

@@ -43,7 +43,8 @@ _RESNET_DOC = r"""
     bias_variance : float >= 0, default=0.0
         :math:`\sigma_b^2` of the input layer (0: a bias-free network, as in Hayou & Yang).
     activation : str, Activation or callable, default="relu"
-        A name ("relu", "leaky_relu", "abrelu", "erf", "sin", "gelu", "tanh"), an
+        A name ("relu", "leaky_relu", "abrelu", "erf", "sin", "gelu", "tanh", "sigmoid",
+        "step", "requ", "sign"), an
         :class:`~resgp.activations.Activation` (e.g. ``resgp.activations.leaky_relu(0.1)``) or
         an elementwise ``jax.numpy`` callable (duals by quadrature, resgp.core.quadrature).
     branch_scales : sequence of float or None, default=None

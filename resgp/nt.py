@@ -10,7 +10,8 @@ parameterisation, as in docs/theory.md ("Network and input layer")::
 
 Each function returns the stax triple ``(init_fn, apply_fn, kernel_fn)``; ``kernel_fn`` is NT's
 analytic infinite-width kernel of that finite-depth network. Activations map to NT layers by
-their ``spec`` (``Relu``, ``ABRelu``, ``Erf``, ``Sin``, ``Gelu``; tanh and callables to
+their ``spec`` (``Relu``, ``ABRelu``, ``Erf``, ``Sin``, ``Gelu``; tanh, the sigmoid and the
+rectified monomials to ``Elementwise`` with resgp's duals; callables to
 ``ElementwiseNumerical`` with ``deg = 2 * order``, the node count of resgp's own rule).
 
 :func:`InfiniteResNet` is a stax layer whose ``kernel_fn`` is the infinite-depth ResNet itself,
@@ -52,12 +53,14 @@ def _phi(activation):
         return stax.Sin(*params)
     if kind == "gelu":
         return stax.Gelu()
-    if kind == "rectified_monomial":
-        # max(0, x)^n. NT 0.6.5's stax.RectifiedMonomial(n) returns NaN on every diagonal entry
+    if kind in ("rectified_monomial", "tanh", "sigmoid"):
+        # NT's Elementwise layer with resgp's closed forms. tanh and the sigmoid: NT has no
+        # analytic layer (ElementwiseNumerical's Gauss-Hermite rule is 1e-6 off at q = 25).
+        # max(0, x)^n: NT 0.6.5's stax.RectifiedMonomial(n) returns NaN on every diagonal entry
         # (arccos(1) = 0, then (pi - 0) / sin 0), which spreads to the whole kernel after a
-        # second layer; NT's Elementwise layer with resgp's closed forms instead (its NTK: the
-        # derivative dual n^2 x dual of order n - 1; for the step 0, NT's own convention for
-        # RectifiedMonomial(0) and Sign, the finite network's autodiff gradient of a step)
+        # second layer (the NTK: the derivative dual n^2 x dual of order n - 1; for the step 0,
+        # NT's own convention for RectifiedMonomial(0) and Sign, the finite network's autodiff
+        # gradient of a step)
         act = get_activation(activation)
         d_nngp = act.derivative_dual or (lambda q11, q22, q12: 0.0 * q12)
         return stax.Elementwise(act.fn, lambda cov12, var1, var2: act.dual(var1, var2, cov12),

@@ -45,9 +45,13 @@ from reference import duals as ref_duals
 from reference import flows as ref_flows
 from reference.cases import CALLABLES, D, PAIR_TYPES, Q_LEVELS
 
-BUILTIN = [n for n in ("relu", "leaky_relu", "abrelu", "erf", "sin", "gelu", "tanh", "step",
-                       "requ", "sign") if n in ACTIVATIONS]
+BUILTIN = [n for n in ("relu", "leaky_relu", "abrelu", "erf", "sin", "gelu", "tanh", "sigmoid",
+                       "step", "requ", "sign") if n in ACTIVATIONS]
 ALL = BUILTIN + list(CALLABLES)
+# the offset of each activation in the rotation of pair types (_pairs): a fixed order, new
+# activations at the end, so that adding one leaves the others' pairs as they were
+ROTATION = ("relu", "leaky_relu", "abrelu", "erf", "sin", "gelu", "tanh", "step", "requ", "sign",
+            *CALLABLES, "sigmoid")
 EXTRA_POINTS = {"leaky_relu(0.1)": resgp.activations.leaky_relu(0.1)}  # point duals only
 
 
@@ -150,7 +154,7 @@ def _point(q, kind):
 def _pairs(name, level_index, rotated, config=None):
     """The pair types of one level: all five, or two rotated by level and activation."""
     if rotated:
-        k = (level_index + ALL.index(name)) % len(PAIR_TYPES)
+        k = (level_index + ROTATION.index(name)) % len(PAIR_TYPES)
         kinds = ("other", "near", "double", "anti", "same")
         chosen = [kinds[k], kinds[(k + 2) % 5]]
     else:

@@ -128,7 +128,8 @@ def test_resnet_limit_validates_its_covariances():
 
 @pytest.mark.parametrize("activation", [
     A.leaky_relu(0.2), A.erf(b=2.0), A.sin(c=0.3), A.abrelu(-0.5, 1.0), A.rectified_monomial(3),
-    A.tanh(order=512), jnp.tanh, softplus, resgp.from_callable(softplus),
+    A.TANH, A.SIGMOID, resgp.from_callable(jnp.tanh, order=512), jnp.tanh, softplus,
+    resgp.from_callable(softplus),
 ], ids=lambda a: getattr(a, "name", getattr(a, "__name__", "?")))
 def test_activations_kernels_and_estimators_pickle(activation):
     act = A.get_activation(activation)
@@ -143,7 +144,7 @@ def test_activations_kernels_and_estimators_pickle(activation):
 
 
 def test_parameterised_names_round_trip():
-    for act in (A.leaky_relu(0.2), A.erf(a=2.0, b=0.5), A.sin(c=0.3), A.tanh(order=512),
+    for act in (A.leaky_relu(0.2), A.erf(a=2.0, b=0.5), A.sin(c=0.3), A.TANH, A.SIGMOID,
                 A.abrelu(-0.5, 1.0), A.rectified_monomial(3)):
         assert A.get_activation(act.name) is act
         assert repr(act) == f"Activation({act.name!r})"

@@ -308,7 +308,7 @@ def test_bad_branch_scales(f, kw, exc, pattern):
     "act, exc, pattern",
     [
         ("swish2", ValueError,
-         r"unknown activation 'swish2'; known: \['abrelu', 'erf', 'gelu', 'leaky_relu', 'relu', 'requ', 'sign', 'sin', 'step', 'tanh'\]"),
+         r"unknown activation 'swish2'; known: \['abrelu', 'erf', 'gelu', 'leaky_relu', 'relu', 'requ', 'sigmoid', 'sign', 'sin', 'step', 'tanh'\]"),
         ("", ValueError, r"unknown activation ''"),
         (3, TypeError, r"activation must be a name.*got int"),
         (None, TypeError, r"activation must be a name.*got NoneType"),

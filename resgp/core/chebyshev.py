@@ -2,19 +2,19 @@ r"""Chebyshev tools of the tabulated flow maps (docs/theory.md, "The tabulated f
 
 Lobatto nodes, coefficients from values (DCT-I), the basis and its derivative at points, the
 node-count prediction from the coefficients' decay, and the series in :math:`\rho` evaluated
-per pair: Clenshaw's recurrence for values, the :math:`U`-recurrence for the derivative
-(:math:`T_k' = k\,U_{k-1}`).
+per pair by Clenshaw's recurrence.
 """
 
 from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import scipy.fft
 
-__all__ = ["lobatto", "coefficients", "basis", "needed", "level", "series", "series_derivative"]
+__all__ = ["lobatto", "coefficients", "basis", "needed", "level", "clenshaw"]
 
 
 def lobatto(n):
@@ -85,57 +85,29 @@ def level(levels, n):
     return len(levels)
 
 
-def _degree_terms(A, B, offsets, k):
-    g = None
-    for j in range(offsets[k], offsets[k + 1]):
-        term = A[j][:, None] * B[j][None, :]
-        g = term if g is None else g + term
-    return g
+def clenshaw(rho, A, B, parity):
+    """sum_i T_{k_i}(rho) (A[i]^T B[i]) per pair, by Clenshaw's recurrence over the degree
+    slots i of ``A`` (D, R, N) and ``B`` (D, R, M) (the terms of degree k_i, zero-padded to R;
+    ``rho`` (N, M)). ``parity`` None: degrees k_i = i; 0 or 1: only even or odd degrees,
+    k_i = 2i + parity, summed in y = T_2(rho) (T_{k+2} = 2y T_k - T_{k-2}, so the degrees of
+    one parity obey the Chebyshev recurrence in y from s_0 = T_parity, s_1 = T_{parity+2}):
+    half the steps for odd or even tables. One matrix product per degree slot."""
+    D = A.shape[0]
+    if parity is None:
+        x, s0, s1 = rho, 1.0, rho
+    else:
+        x = 2.0 * rho * rho - 1.0
+        s0, s1 = (1.0, x) if parity == 0 else (rho, rho * (2.0 * x - 1.0))
 
+    def term(i):
+        a = jax.lax.dynamic_index_in_dim(A, i, 0, False)
+        b = jax.lax.dynamic_index_in_dim(B, i, 0, False)
+        return a.T @ b
 
-def series(rho, A, B, structure):
-    """sum_k T_k(rho) sum_{r in degree k} A[r, a] B[r, b], written elementwise so XLA fuses it.
+    def body(j, carry):  # b_i = c_i + 2 x b_{i+1} - b_{i+2}, i = D - 1 .. 1
+        b1, b2 = carry
+        return term(D - 1 - j) + 2.0 * x * b1 - b2, b1
 
-    Even and odd degrees are summed separately by Clenshaw's recurrence in y = T_2(rho)
-    (T_{2m}(rho) = T_m(y); T_{2m+1} obeys the same recurrence in m, from T_1 = rho,
-    T_3 = rho (2y - 1)): half the steps when the table has a parity (odd activations).
-    """
-    offsets = np.concatenate([[0], np.cumsum(structure)]).astype(int)
-    y = 2.0 * rho * rho - 1.0
-    two_y = 2.0 * y
-    total = None
-    for parity in (0, 1):
-        ks = [k for k in range(parity, len(structure), 2) if structure[k] > 0]
-        if not ks:
-            continue
-        b1 = b2 = None  # b_{m+1}, b_{m+2}
-        for m in range(max(ks) // 2, 0, -1):
-            g = _degree_terms(A, B, offsets, 2 * m + parity) if structure[2 * m + parity] else None
-            nb = None
-            if b1 is not None:
-                nb = two_y * b1 if b2 is None else two_y * b1 - b2
-            nb = g if nb is None else (nb if g is None else nb + g)
-            b1, b2 = nb, b1
-        part = _degree_terms(A, B, offsets, parity) if structure[parity] else None
-        first = y if parity == 0 else two_y - 1.0
-        if b1 is not None:
-            part = first * b1 if part is None else first * b1 + part
-        if b2 is not None:
-            part = -b2 if part is None else part - b2
-        if part is None:
-            continue
-        part = part if parity == 0 else rho * part
-        total = part if total is None else total + part
-    return jnp.zeros_like(rho) if total is None else total
-
-
-def series_derivative(rho, A, B, structure):
-    """d/d rho of :func:`series`: sum_k k U_{k-1}(rho) g_k (forward U-recurrence)."""
-    offsets = np.concatenate([[0], np.cumsum(structure)]).astype(int)
-    total = jnp.zeros_like(rho)
-    u_prev, u = jnp.zeros_like(rho), jnp.ones_like(rho)  # U_{-1}, U_0
-    for k in range(1, len(structure)):
-        if structure[k]:
-            total = total + k * u * _degree_terms(A, B, offsets, k)
-        u_prev, u = u, 2.0 * rho * u - u_prev
-    return total
+    zero = jnp.zeros_like(rho)
+    b1, b2 = jax.lax.fori_loop(0, D - 1, body, (zero, zero))
+    return s0 * (term(0) - b2) + s1 * b1

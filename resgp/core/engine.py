@@ -29,8 +29,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import flow_table, limit, ode, recursion, relu_flow
-from .activations import (RELU, SERIES_MARGIN, SERIES_ORDERS, at_order, non_finite_message,
-                          series_for)
+from .activations import (RELU, SERIES_MARGIN, at_order, non_finite_message, series_for,
+                          series_orders)
 from .diagonal import diagonal as _diagonal_flow
 from .inputs import covariance, features, pair_correlations
 from .tiling import bucket, tiled
@@ -43,6 +43,7 @@ __all__ = ["gram", "diagonal", "gram_and_gradients", "PAIR_CHUNK", "TABLE_TILE",
 
 PAIR_CHUNK = 4096  # pairs integrated together (each with its own steps)
 MAX_GRADED_PAIRS = 20_000  # pairs whose duals need the graded rule (a clear error beyond)
+MIXTURE_FACTOR = 10  # ... times this for tanh and the sigmoid (their direct sum is cheaper)
 TABLE_TILE = 512  # table evaluations: the column-side factors stay in cache
 
 
@@ -338,12 +339,13 @@ def _pair_bucket(count):
 
 
 def _series_rules(act):
-    """The rules of a quadrature activation, cheapest first: its Mehler series alone at each
-    order of SERIES_ORDERS from its own (each accurate up to its ``mehler_max``), then ``act``
-    itself (the graded rule beyond). [act] for closed forms."""
-    if act.quadrature is None or not np.isfinite(act.mehler_max):
+    """The rules of a series activation (tanh, the sigmoid, callables), cheapest first: its
+    Mehler series alone at each order of :func:`series_orders` (each accurate up to its
+    ``mehler_max``), then ``act`` itself (the direct sum or the graded rule beyond). [act] for
+    closed forms."""
+    if act.order is None or not np.isfinite(act.mehler_max):
         return [act]
-    orders = sorted({act.spec[1][1], *[o for o in SERIES_ORDERS if o > act.spec[1][1]]})
+    orders = series_orders(act)
     return [series_for(at_order(act, order), 0.0) for order in orders] + [act]
 
 
@@ -365,14 +367,17 @@ def _pair_rules(net, n1, n2, I, J):
                            atol=net.atol)[0] for n in (n1, n2)]
     k = np.maximum(_rule_index(rules, tops[0])[I], _rule_index(rules, tops[1])[J])
     count = int(np.sum(k == len(rules) - 1))
-    if count > MAX_GRADED_PAIRS:
+    mixture = net.activation.quadrature is None  # tanh, the sigmoid: the direct double sum
+    if count > MAX_GRADED_PAIRS * (MIXTURE_FACTOR if mixture else 1):
         hi = np.maximum(tops[0][I], tops[1][J])
+        rule = ("the direct double sum over their scale mixture (about 1 ms per pair)" if mixture
+                else "the 2-D graded quadrature (tens of ms per pair on one CPU core)")
         raise ValueError(
             f"{count} pairs of inputs reach variances above {rules[-2].mehler_max:.3g} along "
             f"the infinite-depth flow (largest {hi.max():.3g}), where the duals of activation "
-            f"{net.activation.name!r} need the 2-D graded quadrature (tens of ms per pair on one "
-            f"CPU core); at most MAX_GRADED_PAIRS = {MAX_GRADED_PAIRS} are integrated. "
-            f"Standardise the inputs, or lower weight_variance, bias_variance or "
+            f"{net.activation.name!r} need {rule}; at most "
+            f"{MAX_GRADED_PAIRS * (MIXTURE_FACTOR if mixture else 1)} such pairs are "
+            f"integrated. Standardise the inputs, or lower weight_variance, bias_variance or "
             f"branch_variance.")
     return [(rule, np.flatnonzero(k == r)) for r, rule in enumerate(rules) if np.any(k == r)]
 

@@ -25,7 +25,8 @@ Instead of integrating the ODE for each of the N x M pairs, :func:`tabulate`
    and keeps only the terms whose bound :math:`\sigma\|u\|_1\|v\|_1` is needed
    (:func:`_compress`);
 4. evaluates per pair :math:`\sum_k T_k(\rho_0) \sum_r g_{kr}(a) h_{kr}(b)` by Clenshaw's
-   recurrence (:func:`resgp.core.chebyshev.series`), tile by tile (:mod:`resgp.core.tiling`).
+   recurrence (:func:`resgp.core.chebyshev.clenshaw`: one matrix product per degree, the
+   terms padded to a rectangle of degrees x ranks), tile by tile (:mod:`resgp.core.tiling`).
 
 Panels: the log-variance axis is cut into fixed panels :math:`[kW, (k+1)W)`, ``W`` =
 :data:`PANEL_WIDTH`, the same for every call; a table covers one pair of panels
@@ -67,13 +68,15 @@ __all__ = ["FlowTable", "table", "panel", "TOL", "PANEL_WIDTH"]
 
 TOL = 1e-12
 PANEL_WIDTH = 1.0  # of a panel in log q (a factor e = 2.7 in variance)
-S_NODES = (9, 11, 13, 15, 17, 21, 25, 33)  # per log-variance axis; last = cap
+# node counts: a coarse ladder (each size is one more compiled grid solve); last = cap
+S_NODES = (9, 13, 17, 25, 33)  # per log-variance axis
 # the first guess on that axis: 13 nodes at tol <= 1e-10 (no panel of erf, GELU, sin or tanh met
 # 1e-12 with fewer, so a 9-node grid was a wasted solve and compile), 9 at coarser tolerances
-FIRST_S = {True: 2, False: 0}
-RHO_NODES = (41, 49, 57, 65, 81, 97, 129, 161)  # in rho_0
+FIRST_S = {True: 1, False: 0}
+RHO_NODES = (41, 57, 81, 113, 161)  # in rho_0
 ODE_FACTOR = 1e-1  # the grid's ODE is solved at tol * ODE_FACTOR
 DERIVATIVE_FACTOR = 1e3  # the derivative tables' tolerance relative to the values'
+MIXTURE_TABLE_ORDER = 4096  # the series order of tanh and the sigmoid in every table (q <= 24.7)
 
 # the tabulated functions of one output ("nngp" or "ntk"): the value, d/dT, the derivatives
 # along "both variances + 1", "the covariance + 1" and "q_0 scaled"; their parity in rho_0 when
@@ -160,38 +163,23 @@ def _solve_grid(q_rows, q_cols, rho_nodes, *, T, act, ntk, derivatives, rtol, od
 # ----------------------------------------------------------------------------- compression
 
 
-def _profile(ranks, parity, n_s):
-    """A static term structure covering ``ranks`` (terms per rho-degree), from a small family:
-    degrees rounded up to a multiple of 4, ranks a linear envelope capped at n_s (few distinct
-    structures: few compilations of the evaluation kernel)."""
-    kmax = max((k for k, r in enumerate(ranks) if r > 0), default=0)
-    K = 4 * (kmax // 4 + 1)
-
-    def envelope(r0):
-        return [0 if parity is not None and k % 2 != parity
-                else min(n_s, 1 + math.ceil((r0 - 1) * (K - 1 - k) / max(K - 1, 1)))
-                for k in range(K)]
-
-    r0 = 1
-    while True:
-        prof = envelope(r0)
-        if all(p >= (ranks[k] if k < len(ranks) else 0) for k, p in enumerate(prof)) \
-                or r0 > 4 * n_s:
-            return tuple(prof)
-        r0 += 1
+SLOT_STEP = 4  # degree slots and ranks are padded to multiples of this (few compiled shapes)
 
 
 @dataclass
 class _Compressed:
-    structure: tuple  # terms per rho-degree
-    left: np.ndarray  # (n_s, R): sqrt(sigma) u for each term, degree-major
-    right: np.ndarray  # (n_s, R): sqrt(sigma) v
+    ranks: tuple  # kept terms per degree slot
+    parity: int | None  # 0 / 1: only even / odd rho-degrees (slot i is degree 2i + parity)
+    left: np.ndarray  # (D, R, n_s): sqrt(sigma) u of each term, zero-padded
+    right: np.ndarray  # (D, R, n_s): sqrt(sigma) v
     dropped: float  # bound on the dropped terms (absolute)
 
 
 def _compress(C, budget):
     """SVD-compress the slices C[:, :, k]; a term's bound is sigma ||u||_1 ||v||_1 (Chebyshev
-    polynomials are at most 1 in magnitude on the panel): independent of the data."""
+    polynomials are at most 1 in magnitude on the panel): independent of the data. The kept
+    terms go into a rectangular array of degree slots x ranks, padded to multiples of
+    SLOT_STEP; a padding slot of a degree holds its largest dropped term (free accuracy)."""
     n_s, n_c, nr = C.shape
     terms = []  # (bound, k, sigma, u, v)
     for k in range(nr):
@@ -208,36 +196,38 @@ def _compress(C, budget):
         dropped += terms[cut][0]
         cut += 1
     kept, spare = terms[cut:], terms[:cut][::-1]
-    ranks = [0] * nr
-    for t in kept:
-        ranks[t[1]] += 1
     degrees = {t[1] for t in kept}
     parity = next(iter(degrees)) % 2 if degrees and len({k % 2 for k in degrees}) == 1 else None
-    structure = _profile(ranks, parity, min(n_s, n_c))
-    by_degree = {k: [] for k in range(len(structure))}
-    for t in sorted(kept, key=lambda t: -t[0]) + spare:
-        if t[1] < len(structure) and len(by_degree[t[1]]) < structure[t[1]]:
-            by_degree[t[1]].append(t)
-    left, right = [], []
-    for k, size in enumerate(structure):
-        for t in by_degree[k]:
-            left.append(math.sqrt(t[2]) * t[3])
-            right.append(math.sqrt(t[2]) * t[4])
-        left += [np.zeros(n_s)] * (size - len(by_degree[k]))
-        right += [np.zeros(n_c)] * (size - len(by_degree[k]))
-    return _Compressed(structure, np.array(left).T.reshape(n_s, -1),
-                       np.array(right).T.reshape(n_c, -1), dropped)
+    step = 1 if parity is None else 2
+    first = 0 if parity is None else parity
+    slot = lambda k: (k - first) // step  # noqa: E731
+    slots = max((slot(k) for k in degrees), default=0) + 1
+    ranks = [0] * slots
+    for t in kept:
+        ranks[slot(t[1])] += 1
+    D = -(-slots // SLOT_STEP) * SLOT_STEP
+    R = min(-(-max(ranks) // SLOT_STEP) * SLOT_STEP, min(n_s, n_c)) if kept else 1
+    left, right = np.zeros((D, R, n_s)), np.zeros((D, R, n_c))
+    filled = [0] * D
+    for t in sorted(kept, key=lambda t: -t[0]) + spare:  # kept first, then the largest dropped
+        if (t[1] - first) % step or slot(t[1]) >= D:
+            continue
+        i = slot(t[1])
+        if filled[i] < R:
+            left[i, filled[i]], right[i, filled[i]] = math.sqrt(t[2]) * t[3], math.sqrt(t[2]) * t[4]
+            filled[i] += 1
+    return _Compressed(tuple(ranks), parity, left, right, dropped)
 
 
 # ----------------------------------------------------------------------------- evaluation
 
 
-@partial(jax.jit, static_argnames=("structures", "diagonal"))
-def _evaluate(z1, z2, coefs, *, structures, diagonal):
+@partial(jax.jit, static_argnames=("parities", "diagonal"))
+def _evaluate(z1, z2, coefs, *, parities, diagonal):
     from .inputs import covariance
 
     rho, _ = covariance(z1, jnp.ones(z1.shape[0]), z2, jnp.ones(z2.shape[0]), diagonal, xp=jnp)
-    return tuple(chebyshev.series(rho, A, B, s) for (A, B), s in zip(coefs, structures))
+    return tuple(chebyshev.clenshaw(rho, A, B, p) for (A, B), p in zip(coefs, parities))
 
 
 def panel(q):
@@ -297,8 +287,10 @@ class FlowTable:
             budget = self.tol * sum(abs(c) * self.maxima[output][p] for p, c in combination)
             comp = _compress(C, budget)
             self._cache[key] = comp
-            self.info["terms"][f"{output}:{combination}"] = int(sum(comp.structure))
-            self.info["degree"][f"{output}:{combination}"] = len(comp.structure) - 1
+            self.info["terms"][f"{output}:{combination}"] = int(sum(comp.ranks))
+            self.info["degree"][f"{output}:{combination}"] = (
+                len(comp.ranks) - 1 if comp.parity is None
+                else 2 * (len(comp.ranks) - 1) + comp.parity)
         return self._cache[key]
 
     def evaluate_tile(self, z1, n1, z2, n2, requests, diagonal=False):
@@ -323,15 +315,20 @@ class FlowTable:
         q1, q2 = n1 * n1, n2 * n2
         U1 = _basis(np.where(q1 > 0, q1, math.exp(self.s_rows[0])), self.s_rows, self.n_s)
         U2 = _basis(np.where(q2 > 0, q2, math.exp(self.s_cols[0])), self.s_cols, self.n_s)
-        coefs, structures = [], []
-        for output, combination in requests:
-            comp = self.series(output, combination)
-            coefs.append(((U1 @ comp.left).T, (U2 @ comp.right).T))
-            structures.append(comp.structure)
+        comps = [self.series(output, combination) for output, combination in requests]
+        D = max(c.left.shape[0] for c in comps)
+        R = max(c.left.shape[1] for c in comps)
+
+        def padded(x, U):  # (D, R, points): the basis applied, padded to the common shape
+            out = np.zeros((D, R, U.shape[0]))
+            out[:x.shape[0], :x.shape[1]] = x @ U.T
+            return out
+
         with float64():
-            return _evaluate(jnp.asarray(z1), jnp.asarray(z2),
-                             tuple((jnp.asarray(a), jnp.asarray(b)) for a, b in coefs),
-                             structures=tuple(structures), diagonal=bool(diagonal))
+            coefs = tuple((jnp.asarray(padded(c.left, U1)), jnp.asarray(padded(c.right, U2)))
+                          for c in comps)
+            return _evaluate(jnp.asarray(z1), jnp.asarray(z2), coefs,
+                             parities=tuple(c.parity for c in comps), diagonal=bool(diagonal))
 
 
 def _top_variance(act, T, q):
@@ -346,13 +343,20 @@ def _top_variance(act, T, q):
 
 
 def _order_for(act, T, q_hi):
-    """The activation at the smallest Mehler order whose range covers the flow from q_hi;
-    None when none does (:func:`resgp.core.activations.series_for`)."""
-    if act.quadrature is None:
+    """Callables: the activation at the smallest Mehler order whose range covers the flow from
+    q_hi (:func:`resgp.core.activations.series_for`). tanh and the sigmoid: their series at
+    MIXTURE_TABLE_ORDER where its range covers the flow. None beyond (no table: the direct sum
+    or the graded rule on a grid of thousands of pairs costs more than the block's own pairs)."""
+    if act.order is None:
         return act
-    from .activations import series_for
+    from .activations import SERIES_MARGIN, at_order, series_for, series_only
 
-    return series_for(act, _top_variance(act, T, q_hi) if T > 0 else q_hi)
+    top = _top_variance(act, T, q_hi) if T > 0 else q_hi
+    if act.quadrature is None:  # tanh, the sigmoid: one order for every table (each order is
+        # one more compiled grid solve; a grid's series is cheap at any order)
+        full = at_order(act, MIXTURE_TABLE_ORDER)
+        return series_only(full) if SERIES_MARGIN * top <= full.mehler_max else None
+    return series_for(act, top)
 
 
 def table(i, j, *, T, activation, ntk=False, tol=TOL, derivatives=False):
@@ -451,6 +455,6 @@ def _tabulate(i, j, T, act, ntk, tol, derivatives):
             i_r = min(max(i_r + 1, chebyshev.level(RHO_NODES, chebyshev.needed(env_r, tol))),
                       len(RHO_NODES) - 1)
     info = {"n_s": n_s, "n_rho": n_r, "terms": {}, "degree": {}, "max_value": peak,
-            "order": act.spec[1][1] if act.quadrature is not None else None,
+            "order": act.order,
             "error_estimate": 2.0 * max(tail_s, tail_r) + tol + rtol}
     return FlowTable(T, act, (i, j), s_rows, s_cols, n_s, coefs, tol, maxima, info)

@@ -33,7 +33,7 @@ import scipy.special
 
 from .x64 import float64
 
-__all__ = ["hermite_rule", "mehler", "mehler_tail", "mehler_range", "graded", "dual",
+__all__ = ["hermite_rule", "mehler", "mehler_tail", "mehler_range", "graded", "dual", "per_entry",
            "gaussian_square", "DEFAULT_ORDER", "LIMIT", "PANELS", "NODES"]
 
 DEFAULT_ORDER = 256
@@ -80,9 +80,50 @@ def _clip_unit_jvp(primals, tangents):
 
 
 def _correlation(q11, q22, q12):
-    scale = jnp.sqrt(q11) * jnp.sqrt(q22)
-    safe = jnp.where(scale > 0, scale, 1.0)
-    return jnp.where(scale > 0, clip_unit(q12 / safe), 0.0)
+    """q12 / sqrt(q11 q22) clipped to [-1, 1]; 0 where a variance is 0, with finite
+    derivatives there (no sqrt of 0 is differentiated)."""
+    both = (q11 > 0) & (q22 > 0)
+    scale = jnp.sqrt(jnp.where(both, q11, 1.0)) * jnp.sqrt(jnp.where(both, q22, 1.0))
+    return jnp.where(both, clip_unit(q12 / scale), 0.0)
+
+
+BLOCK = 32  # powers per block of power_series
+BLOCKED_BELOW = 65536  # outputs with fewer entries take the blocked form of power_series
+
+
+def power_series(c1, c2, x):
+    """sum_k c1[..., k] c2[..., k] x^k for broadcastable ``c1``, ``c2`` (..., K) and ``x``
+    (...) by Horner's rule, highest power first. Outputs with fewer than BLOCKED_BELOW entries
+    (a table's grid, a few pairs) run it over blocks of BLOCK powers, each block summed from
+    the powers x^0..x^(BLOCK-1) (computed once): K / BLOCK loop steps instead of K, whose
+    fixed cost dominates small arrays; larger ones loop over single powers (K multiply-adds per
+    entry, no (..., BLOCK) temporaries)."""
+    K = c1.shape[-1]
+    shape = jnp.broadcast_shapes(c1.shape[:-1], c2.shape[:-1], jnp.shape(x))
+    if math.prod(shape) >= BLOCKED_BELOW:
+        def term(k, acc):
+            k = K - 1 - k
+            return acc * x + jax.lax.dynamic_index_in_dim(c1, k, -1, False) * \
+                jax.lax.dynamic_index_in_dim(c2, k, -1, False)
+
+        return jax.lax.fori_loop(0, K, term, jnp.zeros(shape, c1.dtype), unroll=8)
+    pad = (-K) % BLOCK  # zero coefficients on top leave the sum unchanged
+    if pad:
+        c1, c2 = (jnp.concatenate([c, jnp.zeros(c.shape[:-1] + (pad,), c.dtype)], axis=-1)
+                  for c in (c1, c2))
+    x = jnp.broadcast_to(x, shape)
+    powers = jnp.concatenate([jnp.ones(shape + (1,), x.dtype), jnp.cumprod(
+        jnp.broadcast_to(x[..., None], shape + (BLOCK - 1,)), axis=-1)], axis=-1)
+    step = powers[..., -1] * x  # x^BLOCK
+    blocks = (K + pad) // BLOCK
+
+    def body(i, acc):  # highest block first
+        start = (blocks - 1 - i) * BLOCK
+        a = jax.lax.dynamic_slice_in_dim(c1, start, BLOCK, -1)
+        b = jax.lax.dynamic_slice_in_dim(c2, start, BLOCK, -1)
+        return acc * step + jnp.sum(a * b * powers, axis=-1)
+
+    return jax.lax.fori_loop(0, blocks, body, jnp.zeros(shape, x.dtype))
 
 
 def mehler(fa, fb, order):
@@ -95,15 +136,7 @@ def mehler(fa, fb, order):
 
     def value(q11, q22, q12):
         c1, c2 = coefficients(fa, q11), coefficients(fb, q22)
-        rho = _correlation(q11, q22, q12)
-
-        def term(k, acc):  # Horner in rho, highest order first
-            k = order - 1 - k
-            return acc * rho + jax.lax.dynamic_index_in_dim(c1, k, -1, False) * \
-                jax.lax.dynamic_index_in_dim(c2, k, -1, False)
-
-        shape = jnp.broadcast_shapes(jnp.shape(q11), jnp.shape(q22), jnp.shape(q12))
-        return jax.lax.fori_loop(0, order, term, jnp.zeros(shape, c1.dtype))
+        return power_series(c1, c2, _correlation(q11, q22, q12))
 
     return value
 
@@ -240,10 +273,9 @@ def gaussian_square(fa, fb, refine=1):
     return value
 
 
-def dual(fa, fb, order, mehler_max):
-    """Per entry: :func:`mehler` with ``order`` terms where max(q11, q22) <= ``mehler_max``,
-    :func:`graded` elsewhere (the graded rule is only run when some entry needs it)."""
-    series, rule = mehler(fa, fb, order), graded(fa, fb)
+def per_entry(series, rule, mehler_max):
+    """Per entry: ``series`` where max(q11, q22) <= ``mehler_max``, ``rule`` elsewhere (the
+    rule is only run when some entry needs it: a ``lax.cond`` on the batch)."""
 
     def value(q11, q22, q12):
         m = series(q11, q22, q12)
@@ -254,3 +286,9 @@ def dual(fa, fb, order, mehler_max):
                             lambda: m)
 
     return value
+
+
+def dual(fa, fb, order, mehler_max):
+    """Per entry: :func:`mehler` with ``order`` terms where max(q11, q22) <= ``mehler_max``,
+    :func:`graded` elsewhere (:func:`per_entry`)."""
+    return per_entry(mehler(fa, fb, order), graded(fa, fb), mehler_max)

@@ -67,14 +67,18 @@ TRACED_ORDER = 1024  # the Mehler order of quadrature activations inside traced 
 
 
 def _traced(act):
-    """A quadrature activation as its Mehler series alone at TRACED_ORDER: inside jit/grad the
-    variances are tracers, so no rule can be picked per entry on the host, and the graded rule
-    under a batch-wide ``lax.cond`` costs ~2 ms per pair and evaluation. Accurate to its target
-    up to ``mehler_max`` (tanh: variance ~8), truncated beyond (the kernel functions and the
-    scikit-learn kernel switch to the graded rule there; docs/theory.md, "Adapters")."""
-    if act.quadrature is None:
+    """A series activation at TRACED_ORDER: inside jit/grad the variances are tracers, so no
+    rule can be picked per entry on the host. tanh and the sigmoid: that series with the
+    direct sum beyond its range (a batch-wide ``lax.cond``; exact at every variance).
+    Callables: the Mehler series alone (the graded rule under ``lax.cond`` costs ~2 ms per pair
+    and evaluation), accurate to its target up to ``mehler_max``, truncated beyond (the kernel
+    functions and the scikit-learn kernel switch to the graded rule there; docs/theory.md,
+    "Adapters")."""
+    if act.order is None:
         return act
     with jax.ensure_compile_time_eval():  # the series' range is found once, eagerly (cached)
+        if act.quadrature is None:  # tanh, the sigmoid: the direct sum beyond (exact)
+            return at_order(act, TRACED_ORDER)
         return series_only(at_order(act, TRACED_ORDER))
 
 

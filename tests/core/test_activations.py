@@ -97,19 +97,55 @@ def test_leaky_relu_is_abrelu_and_relu_special_cases():
     assert abs(_dual(act.RELU, 1.0, 1.0, 0.0, True) - 0.25) < 1e-16
 
 
-@pytest.mark.parametrize("q", [1.0, 4.0, 25.0, 1e4])
-@pytest.mark.parametrize("order", [64, 256])
-def test_tanh_accurate_at_every_variance_and_order(q, order):
-    """E[tanh(u)^2] and E[sech^2(u)^2] (rho = 1, the worst case for the Mehler series) against
-    adaptive quadrature: 1e-12 whatever the order, which only moves where the graded rule
-    takes over (mehler_max)."""
-    for deriv, f in ((False, lambda u: np.tanh(u) ** 2), (True, lambda u: np.cosh(u) ** -4)):
-        want = scipy.integrate.quad(
+def _sech2(x):
+    return 1.0 / jnp.cosh(x) ** 2
+
+
+QUADRATURE_TARGET = 3e-13  # the Mehler tail at which the graded rule takes over in these tests
+
+
+def quadrature_tanh(order):
+    """tanh integrated by resgp's quadrature rules (Mehler series, graded rule beyond) with a
+    Mehler tail target of 3e-13: the machinery behind callables, at a built-in's accuracy."""
+    return act._from_callable(jnp.tanh, f"tanh (quadrature, order {order})", order, _sech2,
+                              QUADRATURE_TARGET)
+
+
+def _tanh_squares(q):
+    """E[tanh(u)^2] and E[sech^2(u)^2], u ~ N(0, q), by adaptive quadrature (SciPy)."""
+    out = []
+    for f in (lambda u: np.tanh(u) ** 2, lambda u: np.cosh(u) ** -4):
+        out.append(scipy.integrate.quad(
             lambda x: f(np.sqrt(q) * x) * np.exp(-x * x / 2) / np.sqrt(2 * np.pi),
             -40, 40, epsabs=1e-17, epsrel=1e-14, limit=1000,
-            points=[0] + [s / np.sqrt(q) for s in (-8, -2, -0.5, 0.5, 2, 8)])[0]
-        err = abs(_dual(act.tanh(order), q, q, q, deriv) - want) / want
+            points=[0] + [s / np.sqrt(q) for s in (-8, -2, -0.5, 0.5, 2, 8)])[0])
+    return out
+
+
+@pytest.mark.parametrize("q", [1.0, 4.0, 25.0, 1e4])
+@pytest.mark.parametrize("order", [64, 256])
+def test_quadrature_accurate_at_every_variance_and_order(q, order):
+    """E[tanh(u)^2] and E[sech^2(u)^2] (rho = 1, the worst case for the Mehler series) by the
+    quadrature rules against adaptive quadrature: 1e-12 whatever the order, which only moves
+    where the graded rule takes over (mehler_max)."""
+    for deriv, want in zip((False, True), _tanh_squares(q)):
+        err = abs(_dual(quadrature_tanh(order), q, q, q, deriv) - want) / want
         assert err < 1e-12, (deriv, err)
+
+
+@pytest.mark.parametrize("name", ["tanh", "sigmoid"])
+def test_scale_mixtures_at_every_variance(name):
+    """The built-in tanh and sigmoid (scale mixtures: the series, the direct sum beyond)
+    against the graded Gauss-Legendre reference (tests/reference, no resgp code) at rho = 1,
+    where the series' tail is largest, on both sides of every switch: 3e-15 relative."""
+    from reference import duals as ref_duals
+
+    a, ref = act.get_activation(name), ref_duals.reference(name)
+    for q in [1e-4, 0.01, 1.0, 1.4, 1.5, 2.8, 3.0, 6.1, 6.3, 25.0, 1e4]:
+        want = ref_duals.diagonal_moments(ref, q)
+        for deriv in (False, True):
+            err = abs(_dual(a, q, q, q, deriv) - want[int(deriv)]) / want[int(deriv)]
+            assert err < 3e-15, (q, deriv, err)
 
 
 def test_mehler_range_is_where_the_series_meets_the_target():
@@ -117,10 +153,10 @@ def test_mehler_range_is_where_the_series_meets_the_target():
     does not (so the switch is placed where it is needed, not earlier or later)."""
     from resgp.core import quadrature
 
-    a = act.tanh(128)
+    a = quadrature_tanh(128)
     for q, ok in ((a.mehler_max, True), (2.0 * a.mehler_max, False)):
-        tail = quadrature.mehler_tail(act._tanh_derivative, q, 128)[0]
-        assert (tail <= act.BUILTIN_TARGET) == ok, (q, tail)
+        tail = quadrature.mehler_tail(_sech2, q, 128)[0]
+        assert (tail <= QUADRATURE_TARGET) == ok, (q, tail)
 
 
 def test_callable_gradient_derivative_matches_explicit():
@@ -177,7 +213,7 @@ def test_unknown_names_and_bad_arguments():
     with pytest.raises(TypeError, match="activation must be"):
         resgp.resnet_nngp(_X3, activation=3)
     with pytest.raises(ValueError, match="order"):
-        act.tanh(order=1)
+        act.from_callable(jnp.tanh, order=1)
     with pytest.raises(TypeError, match="slope"):
         act.leaky_relu("0.1")
     with pytest.raises(ValueError, match="finite"):
@@ -185,8 +221,8 @@ def test_unknown_names_and_bad_arguments():
     with pytest.raises(TypeError, match="derivative must be callable"):
         act.from_callable(jnp.tanh, derivative=1.0)
     assert act.get_activation("TANH") is act.ACTIVATIONS["tanh"]
-    assert sorted(act.ACTIVATIONS) == ["abrelu", "erf", "gelu", "leaky_relu", "relu", "requ", "sign",
-                                     "sin", "step", "tanh"]
+    assert sorted(act.ACTIVATIONS) == ["abrelu", "erf", "gelu", "leaky_relu", "relu", "requ",
+                                       "sigmoid", "sign", "sin", "step", "tanh"]
 
 
 def test_public_module_reexports_the_core():

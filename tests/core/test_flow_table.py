@@ -60,14 +60,15 @@ def reference(q11, q22, q12, theta=None, *, T, activation, rtol=1e-13, atol=1e-1
               symmetric=False):
     """(q11_T, q22_T, q12_T, theta_T or None) of the adaptive pair flow, NumPy.
 
-    Quadrature activations (tanh, callables) are integrated with their Mehler series alone, at
-    the smallest order of activations.SERIES_ORDERS whose range ``mehler_max`` covers the flow's
+    Quadrature activations (callables) are integrated with their Mehler series alone, at the
+    smallest order of activations.SERIES_ORDERS whose range ``mehler_max`` covers the flow's
     variances (accurate to its target there): the graded rule beyond it is accurate too, but
-    far too slow for a reference of thousands of pairs."""
+    far too slow for a reference of thousands of pairs. tanh takes its own duals (the series
+    where they meet 2e-15, the exact double sum beyond)."""
     act = get_activation(activation)
     if act.quadrature is None:
         return _reference(act, q11, q22, q12, theta, T, rtol, atol, symmetric)
-    for order in sorted({act.spec[1][1], *SERIES_ORDERS}):
+    for order in sorted({act.order, *SERIES_ORDERS}):
         series = series_only(at_order(act, order))
         if series.mehler_max >= SERIES_MARGIN * max(np.max(q11), np.max(q22)):
             out = _reference(series, q11, q22, q12, theta, T, rtol, atol, symmetric)
@@ -252,9 +253,14 @@ def test_table_reports_accuracy_and_nodes():
         assert coarse.info["error_estimate"] <= 3.1e-6
     ref = reference(q, q, q12, T=1.0, activation=erf(), symmetric=True)[2]
     assert _rel(K, ref) <= 1e-6
-    # quadrature activations: the smallest Mehler order whose range covers the panel's flow
-    assert flow_table.table(-1, -1, T=1.0, activation="tanh").info["order"] == 256
-    assert flow_table.table(-1, 0, T=1.0, activation="tanh").info["order"] == 512
+    # callables: the smallest Mehler order whose range covers the panel's flow (SiLU: 11, 23
+    # and 49 at 256, 512 and 1024 terms; its variance grows like q e^(T/2) along the flow)
+    for panels, order in (((-2, -2), 256), ((1, 1), 512), ((2, 2), 1024)):
+        assert flow_table.table(*panels, T=1.0, activation=SILU).info["order"] == order
+    # tanh and the sigmoid: one order in every table (one compiled grid solve)
+    for panels in ((-2, -2), (1, 1)):
+        table = flow_table.table(*panels, T=1.0, activation="tanh")
+        assert table.info["order"] == flow_table.MIXTURE_TABLE_ORDER
 
 
 def test_equal_variances_in_one_panel(spy_table):
@@ -296,8 +302,10 @@ def test_fallbacks_return_none():
     for i, j in [(0, 0), (-2, 1)]:
         assert flow_table.table(i, j, T=1.0, activation="relu") is None
         assert flow_table.table(i, j, T=1.0, activation="erf") is not None
-    # tanh beyond e: the flow's variances pass the Mehler range of every order (8 at 1024)
-    assert flow_table.table(1, 1, T=1.0, activation="tanh") is None
+    # a callable beyond e^3: the flow's variances pass the Mehler range of every order (49 at
+    # 1024 for SiLU); tanh's direct sum covers every variance
+    assert flow_table.table(4, 4, T=1.0, activation=SILU) is None
+    assert flow_table.table(1, 1, T=1.0, activation="tanh") is not None
     # variances 0.1 and 10: panels far apart, one table
     table = flow_table.table(flow_table.panel(0.1), flow_table.panel(10.0), T=1.0,
                              activation="erf")

@@ -161,6 +161,8 @@ REFERENCE = {
     "gelu": RefActivation("gelu", _np_gelu, _np_gelu_prime, _mp_gelu, _mp_gelu_prime, "smooth"),
     "tanh": RefActivation("tanh", np.tanh, _np_sech2, mpmath.tanh,
                           lambda x: mpmath.sech(x) ** 2, "smooth"),
+    "sigmoid": RefActivation("sigmoid", scipy.special.expit, lambda x: 0.25 * _np_sech2(0.5 * x),
+                             _mp_sigmoid, lambda x: mpmath.sech(x / 2) ** 2 / 4, "smooth"),
     "step": RefActivation("step", lambda x: (x > 0).astype(np.float64), None, _mp_heaviside,
                           None, "kink"),
     "requ": RefActivation("requ", lambda x: np.where(x > 0, x * x, 0.0),
