@@ -49,8 +49,8 @@ def richardson(f, X, Y, depths=(250, 500, 1000), **kw):
     return (8 * K[2] - 6 * K[1] + K[0]) / 3, K[2]  # cancels the 1/L and 1/L^2 terms
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.heavy) if n == "tanh" else n
-                                  for n in CASES])
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.heavy)
+                                  if n in ("tanh", "custom") else n for n in CASES])
 def test_infinite_depth_matches_richardson(name, normal_inputs):
     X, Y = normal_inputs(7, 5), normal_inputs(5, 5, seed=2, scale=1.2)
     kw = dict(activation=CASES[name], branch_variance=1.3, weight_variance=0.9, bias_variance=0.1)

@@ -25,7 +25,8 @@ def solve_each(q, theta, *, T, activation, rtol, atol):
         return np.asarray(y[0]), (None if theta is None else np.asarray(y[1]))
 
 
-@pytest.mark.parametrize("name", ["tanh", "erf", "gelu", "sin"])
+@pytest.mark.parametrize("name", [pytest.param("tanh", marks=pytest.mark.heavy), "erf", "gelu",
+                                  "sin"])
 def test_diagonal_flow_map_matches_the_solve_of_every_variance(name):
     """Many variances go through the interpolated 1-D diagonal flow map: it agrees with
     integrating every variance at tight tolerance, NNGP and NTK alike."""
