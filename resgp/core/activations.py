@@ -639,12 +639,10 @@ def series_only(act: Activation) -> Activation:
     if act.order is None:
         return act
     if act.quadrature is None:
-        kind = act.spec[0]
-        return Activation(
-            act.name, scale_mixture.scaled(kind, scale_mixture.series(act.order, False), False),
-            False, scale_mixture.scaled(kind, scale_mixture.series(act.order, True), True),
-            act.fn, act.spec, True, mehler_max=act.mehler_max, order=act.order,
-            variance_duals=act.variance_duals)
+        value, derivative = _mixture_series(act.spec[0], act.order)
+        return Activation(act.name, value, False, derivative, act.fn, act.spec, True,
+                          mehler_max=act.mehler_max, order=act.order,
+                          variance_duals=act.variance_duals)
     fn, derivative, _ = act.quadrature
     deriv = derivative if derivative is not None else jnp.vectorize(jax.grad(fn))
     return Activation(act.name, quadrature.mehler(fn, fn, act.order), False,
@@ -689,16 +687,20 @@ def series_for(act: Activation, q_top: float):
 MIXTURE_MAX_ORDER = 4096
 
 
+def _mixture_series(kind, order):
+    """The Mehler series (dual, derivative dual) of tanh or the sigmoid with ``order`` terms."""
+    return tuple(scale_mixture.scaled(kind, scale_mixture.series(order, d), d)
+                 for d in (False, True))
+
+
 @functools.lru_cache(maxsize=None)
 def _mixture(kind: str, order: int) -> Activation:
     """tanh or the sigmoid (``kind``) with a Mehler series of ``order`` terms up to its range
     and the direct double sum beyond (:mod:`resgp.core.scale_mixture`), per entry."""
     mehler_max = scale_mixture.series_range(order) * scale_mixture.variance_scale(kind)
-    duals = []
-    for derivative in (False, True):
-        part = scale_mixture.scaled(kind, scale_mixture.series(order, derivative), derivative)
-        full = scale_mixture.scaled(kind, scale_mixture.direct(derivative), derivative)
-        duals.append(quadrature.per_entry(part, full, mehler_max))
+    duals = [quadrature.per_entry(part, scale_mixture.scaled(kind, scale_mixture.direct(d), d),
+                                  mehler_max)
+             for d, part in zip((False, True), _mixture_series(kind, order))]
     fn = jnp.tanh if kind == "tanh" else jax.nn.sigmoid
     return Activation(kind, duals[0], False, duals[1], fn, (kind, ()), True,
                       mehler_max=mehler_max, order=order,
