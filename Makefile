@@ -44,8 +44,9 @@ test-newest-jax: $(NEWEST)/.installed
 	$(NEWEST)/bin/python -c "import jax; print('core tests on jax', jax.__version__)"
 	JAX_COMPILATION_CACHE_DIR=$(CURDIR)/$(NEWEST)/jax-cache $(NEWEST)/bin/python $(PYTEST) -m "not heavy" tests/core tests/test_kernels.py tests/test_validation.py tests/test_jax_runtime.py tests/test_sklearn_kernel.py
 
+# the kernel comparison (hours on 2 cores): two fits at once; an interrupted run continues
 bench: $(VENV)/.installed
-	$(VENV)/bin/python benchmarks/compare_kernels.py
+	$(VENV)/bin/python benchmarks/compare_kernels.py --jobs 2 --resume
 
 clean:
 	rm -rf $(VENV) $(NEWEST) *.egg-info

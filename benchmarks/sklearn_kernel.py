@@ -19,6 +19,10 @@ Machines are noisy, so every target is a ratio against a reference measured in t
    ``res.nfev``; one fit each (after a warm-up fit on 200 rows that compiles the JAX code).
    Target: fit-time ratio <= 2. Iteration counts, time per objective evaluation and held-out
    R^2 are reported for information.
+3. The same two measurements with ARD (issue 14): ``ResNetKernel(weight_variance=np.ones(16))``
+   (one weight variance per feature, 16 more hyperparameters) against ``RBF(np.ones(16))`` (one
+   length scale per feature): kernel and gradient (3.k, information) and the full fit.
+   Target: fit-time ratio <= 2.
 
 Prints one Markdown table (PASS/FAIL per row with a target) and exits with status 1 if a target
 is missed. Progress goes to stderr.
@@ -158,6 +162,45 @@ def row_fit(table: Table, n: int, n_test: int) -> None:
               f"{tc / tb:.2f}x")
 
 
+# ----------------------------------------------------------------------------- row 3
+
+
+def row_ard(table: Table, n: int, n_test: int, repeats: int) -> None:
+    X, y, Xte, yte = friedman(n, n_test)
+    bases = {"resnet": lambda: ResNetKernel(weight_variance=np.ones(D)),
+             "rbf": lambda: RBF(np.ones(D))}
+    log("row 3: warm-up (JAX compilation)")
+    for make in bases.values():
+        fit(make(), X[:200], y[:200], Xte[:50], yte[:50])
+        make()(X, eval_gradient=True)
+    times = {name: [] for name in bases}
+    for _ in range(repeats):  # interleaved
+        for name, make in bases.items():
+            k = make()
+            times[name].append(timed(lambda: k(X, eval_gradient=True))[0])
+    a, b = statistics.median(times["resnet"]), statistics.median(times["rbf"])
+    table.add("3.k", f"ARD: `K(X, eval_gradient=True)`, N={n}, d={D} (median of {repeats}, "
+              "interleaved)", f"{fmt_s(a)} (`ResNetKernel(weight_variance=np.ones({D}))`)",
+              f"{fmt_s(b)} (`RBF(np.ones({D}))`)", f"{a / b:.2f}x")
+    results = {}
+    for name, make in bases.items():
+        log(f"row 3: ARD GaussianProcessRegressor fit, {name}, N={n}")
+        results[name] = fit(make(), X, y, Xte, yte)
+        t, run, r2, kernel = results[name]
+        log(f"row 3: {name}: {fmt_s(t)}, nit {run['nit']}, nfev {run['nfev']}, R² {r2:.3f}, "
+            f"{kernel} ({run['message']})")
+    (ta, ra, r2a, ka), (tb, rb, r2b, kb) = results["resnet"], results["rbf"]
+    table.add("3", f"ARD fit: `ConstantKernel()*K + WhiteKernel()`, make_friedman1 N={n}, "
+              f"d={D} (5 informative features), 0 restarts (1 fit each)", fmt_s(ta), fmt_s(tb),
+              f"{ta / tb:.2f}x", f"≤ {TARGET_FIT_RATIO:g}x", ta / tb <= TARGET_FIT_RATIO)
+    table.add("3.ev", "ARD: iterations / objective evaluations; time per evaluation",
+              f"{ra['nit']} / {ra['nfev']}; {fmt_s(ta / ra['nfev'])}",
+              f"{rb['nit']} / {rb['nfev']}; {fmt_s(tb / rb['nfev'])}",
+              f"{(ta / ra['nfev']) / (tb / rb['nfev']):.2f}x per evaluation")
+    table.add("3.r2", "ARD: held-out R²; fitted kernel", f"{r2a:.3f}; `{ka}`",
+              f"{r2b:.3f}; `{kb}`", "—")
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -181,6 +224,7 @@ def main(argv=None) -> int:
     table = Table("ResNetKernel", "RBF (same run)", "Ratio")
     row_gradient(table, cfg["n"], cfg["repeats"], check=not args.quick)
     row_fit(table, cfg["n"], cfg["n_test"])
+    row_ard(table, cfg["n"], cfg["n_test"], cfg["repeats"])
 
     return finish("sklearn_kernel", f"resgp scikit-learn kernel benchmark ({header(args.quick)})",
                   [table.markdown(), NOTES], table.failed, t_start, args.quick)

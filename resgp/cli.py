@@ -6,8 +6,9 @@ processes with the ResNet NNGP kernel at infinite depth and with the usual kerne
 RBF, Matern 5/2, RationalQuadratic), prints the comparison table (a progress bar on stderr while
 it runs) and writes it with a figure and JSON to DIR. ``--check-nt`` instead checks resgp's
 kernels against Neural Tangents' analytic kernels of finite-depth ResNets (:func:`check_nt`).
-``resgp bench [--quick] [--out DIR]``: the full kernel comparison
-(:mod:`resgp.experiments.compare`).
+``resgp bench [--quick | --depths] [--out DIR] [--resume]``: the kernel comparison
+(:mod:`resgp.experiments.compare`): isotropic and ARD kernels on whole data sets, 10 splits,
+mean ranks; ``--depths`` the infinite- against finite-depth comparison.
 ``resgp verify [--quick] [--out DIR] [--seed S] [--only EXPERIMENT ...]``: random finite
 networks against the kernels (the experiments of docs/theory.md, "Finite width, infinite depth"), written as a Markdown report, PNG figures and JSON
 (:mod:`resgp.experiments.verify`).
@@ -127,12 +128,18 @@ def main(argv=None) -> int:
     p_bench = sub.add_parser(
         "bench", help="kernel comparison on regression and classification data: table, JSON, "
                       "figure")
-    p_bench.add_argument("--quick", action="store_true",
-                         help="5 kernels, 2 splits, at most 300 rows per data set (~1.5 "
-                              "minutes) instead of the full run (10 kernels, 5 splits, at most "
-                              "600 rows: ~21 minutes on 2 cores)")
+    mode = p_bench.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true",
+                      help="5 kernels, 2 splits, at most 300 rows per data set (~1.5 minutes) "
+                           "instead of the full run (8 kernels, isotropic and ARD; 10 splits "
+                           "of the whole data sets: hours on 2 cores, resumable)")
+    mode.add_argument("--depths", action="store_true",
+                      help="instead: infinite against finite depth (= Neural Tangents' "
+                           "kernels) and MLP depths, 10 kernels, 5 splits, at most 600 rows "
+                           "(~21 minutes); writes compare_depths.{md,json,png}")
     p_bench.add_argument("--out", default="resgp-bench",
-                         help="folder for compare_kernels.{md,json,png} (default: %(default)s)")
+                         help="folder for compare_kernels.{md,json,png} and the rank figure "
+                              "compare_kernels_ranks.png (default: %(default)s)")
     from .experiments.compare.data import DATASETS
     from .experiments.compare.models import KERNELS
 
@@ -148,6 +155,9 @@ def main(argv=None) -> int:
                          help=f"kernel keys (default: all of the mode): {' '.join(KERNELS)}")
     p_bench.add_argument("--seed", type=_at_least(0), default=None,
                          help="random seed (default: 0)")
+    p_bench.add_argument("--jobs", type=_at_least(1), default=None,
+                         help="fits run at once, each in its own process on one BLAS thread "
+                              "(default: 1; fit times are then per process)")
     p_bench.add_argument("--resume", action="store_true",
                          help="take the fits an interrupted run of the same settings wrote to "
                               "OUT/compare_kernels.jsonl instead of redoing them")
@@ -189,10 +199,12 @@ def main(argv=None) -> int:
 
         try:
             compare.check_out(args.out)
-            result = compare.run(args.out, mode="quick" if args.quick else "full",
+            mode = "quick" if args.quick else "depths" if args.depths else "full"
+            result = compare.run(args.out, mode=mode,
+                                 stem="compare_depths" if args.depths else "compare_kernels",
                                  n_splits=args.splits, max_rows=args.max_rows,
                                  datasets=args.datasets, kernels=args.kernels, seed=args.seed,
-                                 resume=args.resume)
+                                 resume=args.resume, jobs=args.jobs)
         except ValueError as exc:  # --out unusable, or --resume on other settings
             p_bench.error(str(exc))
         print(result["markdown"])

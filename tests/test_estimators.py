@@ -557,3 +557,23 @@ def test_estimators_with_ard():
     assert np.argmax(clf.weight_variance_) == 1 and clf.score(X, labels) > 0.9
     with pytest.raises(TypeError, match="ard must be"):
         resgp.ResNetGPRegressor(ard="yes").fit(X, y)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # weights at bounds
+def test_ard_finds_friedman1_informative_features():
+    """Friedman #1 (issue 14): y depends on features 0-4 only, 5-9 are noise. The fitted ARD
+    weight variances of the noise features all lie below those of the informative ones, and ARD
+    lowers the test RMSE of the isotropic ResNet kernel (measured: 1.18 against 1.83)."""
+    import resgp
+
+    X, y = make_friedman1(n_samples=400, n_features=10, noise=1.0, random_state=0)
+    X_train, y_train, X_test, y_test = X[:200], y[:200], X[200:], y[200:]
+    ard = resgp.ResNetGPRegressor(ard=True, bias_variance=0.1).fit(X_train, y_train)
+    iso = resgp.ResNetGPRegressor(bias_variance=0.1).fit(X_train, y_train)
+    w = ard.weight_variance_
+    assert w[5:].max() < w[:5].min()
+
+    def rmse(model):
+        return np.sqrt(np.mean((model.predict(X_test) - y_test) ** 2))
+
+    assert rmse(ard) < 0.8 * rmse(iso)

@@ -699,20 +699,28 @@ def gram_and_gradients(net, X, names):
     got = dict(zip(asked, out[1:]))
     P_aa, P_bb, P_ab = (got[p] for p in PARTIALS)
     d = X.shape[1]
-    rows = []
+    gradients = np.empty((len(names) - 1 + d,) + P_ab.shape)  # filled in place: d N^2 floats
+    tmp = np.empty(P_ab.shape)
+    row = 0
     for name in names:
         if name != "weight_variance":
-            rows.append(got[name][None])
+            gradients[row] = got[name]
+            row += 1
             continue
-        ard = np.empty((d,) + P_ab.shape)
         for i in range(d):
             x = X[:, i]
             xx = x * x / d
-            ard[i] = P_aa * xx[:, None] + P_bb * xx[None, :] + P_ab * np.outer(x / d, x)
-        if LAYER_WEIGHT in got:  # d mean(w) / d w_i = 1/d
-            ard += got[LAYER_WEIGHT] / d
-        rows.append(ard)
-    return out[0], np.concatenate(rows)
+            ard = gradients[row + i]
+            np.multiply(P_aa, xx[:, None], out=ard)
+            np.multiply(P_bb, xx[None, :], out=tmp)
+            ard += tmp
+            np.multiply(P_ab, (x / d)[:, None], out=tmp)
+            tmp *= x[None, :]
+            ard += tmp
+            if LAYER_WEIGHT in got:  # d mean(w) / d w_i = 1/d
+                ard += got[LAYER_WEIGHT] / d
+        row += d
+    return out[0], gradients
 
 
 def diagonal(net, X):

@@ -119,15 +119,25 @@ def test_exact_gp_classifier_equals_resnet_gp_classifier():
 
 def test_benchmark_small_mode_end_to_end(tmp_path):
     result = compare.run(tmp_path, mode="quick", datasets=["friedman1", "wine"],
-                         kernels=["resnet", "rbf"], n_splits=2, max_rows=120, progress=False)
+                         kernels=["resnet", "rbf", "resnet-ard"], n_splits=2, max_rows=120,
+                         progress=False)
     for kind in ("markdown", "json", "png"):
         assert (tmp_path / f"compare_kernels.{ {'markdown': 'md'}.get(kind, kind)}").exists()
     assert (tmp_path / "compare_kernels.png").stat().st_size > 10_000
+    assert (tmp_path / "compare_kernels_ranks.png").stat().st_size > 10_000
+    assert result["files"]["ranks_png"] == str(tmp_path / "compare_kernels_ranks.png")
     data = json.loads((tmp_path / "compare_kernels.json").read_text())
     assert data["config"]["n_splits"] == 2 and data["datasets"][0]["rows"] == 120
     rows = {(r["dataset"], r["kernel"]): r for r in data["results"]}
-    assert set(rows) == {("friedman1", "resnet"), ("friedman1", "rbf"), ("wine", "resnet"),
-                         ("wine", "rbf")}
+    assert set(rows) == {(d, k) for d in ("friedman1", "wine")
+                         for k in ("resnet", "rbf", "resnet-ard")}
+    assert data["kernels"]["resnet-ard"]["ard"] and not data["kernels"]["rbf"]["ard"]
+    # ARD: one fitted weight variance per feature (friedman1: 10, wine: 13)
+    for name, d in (("friedman1", 10), ("wine", 13)):
+        for split in rows[(name, "resnet-ard")]["splits"]:
+            assert split["kernel"].count("weight_variance=[") == 1
+            assert len(split["kernel"].split("weight_variance=[")[1].split("]")[0].split(",")) == d
+    rows = {key: r for key, r in rows.items() if key[1] != "resnet-ard"}
     for r in data["results"]:
         assert r["errors"] == [] and len(r["splits"]) == 2
     # friedman1 (y std ~5): a GP is far better than the constant predictor
@@ -141,7 +151,41 @@ def test_benchmark_small_mode_end_to_end(tmp_path):
         assert w["accuracy"]["mean"] > 0.85 and 0 <= w["ece"]["mean"] < 0.3
     md = (tmp_path / "compare_kernels.md").read_text()
     assert "| friedman1 | ResNet NNGP, L=inf |" in md and "| wine | RBF |" in md
+    assert "| friedman1 | ResNet NNGP, L=inf, ARD |" in md
     assert "Neural Tangents" in md and " ± " in md
+    cd = compare.critical_difference(3, 1)
+    assert f"regression {cd:.2f} (3 kernels, 1 data sets)" in md
+
+
+def test_critical_difference_matches_demsar_table():
+    """Nemenyi's CD = q_alpha sqrt(k(k+1)/(6N)); q_0.05 from Demšar (2006), Table 5(a)."""
+    for k, q in ((2, 1.960), (3, 2.343), (5, 2.728), (8, 3.031), (10, 3.164)):
+        for n in (4, 6, 10):
+            assert compare.critical_difference(k, n) == pytest.approx(
+                q * np.sqrt(k * (k + 1) / (6 * n)), rel=1e-3)  # the table's 4 digits
+    assert compare.critical_difference(8, 6, alpha=0.10) < compare.critical_difference(8, 6)
+
+
+def test_full_mode_is_the_ard_comparison_on_whole_data_sets():
+    """``resgp bench``: isotropic and ARD variants of four kernel families, 10 splits of the
+    whole data sets; ARD kernels get one hyperparameter per feature, with the documented bounds."""
+    full = compare.MODES["full"]
+    assert full["n_splits"] == 10 and full["max_rows"] is None
+    families = {compare.KERNELS[k].family for k in full["kernels"]}
+    assert families == {"resnet", "mlp", "stationary"} and len(full["kernels"]) == 8
+    assert sum(compare.KERNELS[k].ard for k in full["kernels"]) == 4
+    for key in full["kernels"]:
+        kernel = compare.KERNELS[key].full(7)
+        family = compare.KERNELS[key].family
+        scales = 7 if compare.KERNELS[key].ard else int(family == "stationary")
+        shape = {"resnet": 2, "mlp": 1, "stationary": 0}[family]  # branch, bias variances
+        assert kernel.theta.shape == (2 + shape + scales,), key  # + amplitude and noise
+        if compare.KERNELS[key].ard:
+            bounds = np.exp(kernel.bounds[-2])  # the last per-feature entry, before the noise
+            expected = compare.LENGTH_SCALE_BOUNDS if family == "stationary" else compare.ARD_BOUNDS
+            np.testing.assert_allclose(bounds, expected, rtol=1e-12)
+    assert compare.MODES["depths"]["kernels"] == compare.DEPTH_KERNELS
+    assert "cells" in full["datasets"] and "ames" in full["datasets"]
 
 
 def test_datasets_load_with_documented_shapes():
@@ -154,6 +198,8 @@ def test_datasets_load_with_documented_shapes():
     for name, shape in (("concrete", (1030, 8)), ("pima", (532, 7)), ("penguins", (342, 4))):
         X, y, info = compare.load_dataset(name)
         assert X.shape == shape and np.isfinite(X).all()
+    X, y, info = compare.load_dataset("cells")
+    assert X.shape == (2019, 56) and info["classes"] == 2 and np.isfinite(X).all()
     X, y, _ = compare.load_dataset("ames", max_rows=50)
     assert X.shape[0] == 50 and np.isfinite(X).all() and 10 < y.mean() < 14  # log dollars
 

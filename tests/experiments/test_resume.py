@@ -53,6 +53,7 @@ def test_interrupted_bench_resumes_without_redoing(tmp_path, monkeypatch):
     (["bench", "--datasets", "nope"], "invalid choice"),
     (["bench", "--kernels", "nope"], "invalid choice"),
     (["demo", "--splits", "-1"], "must be >= 1"),
+    (["bench", "--quick", "--depths"], "not allowed with argument"),
 ])
 def test_bad_cli_arguments_are_argparse_errors(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
@@ -108,3 +109,41 @@ def test_verify_journal_resumes_the_unfinished_experiments(tmp_path, monkeypatch
         driver.Journal(tmp_path, dict(quick=False, seed=3), True)
     fresh = driver.Journal(tmp_path, dict(quick=False, seed=3), False)  # without --resume: anew
     assert fresh.done == {} and not list(tmp_path.glob("*.pkl"))
+
+
+def test_cli_bench_modes_and_stems(monkeypatch, tmp_path):
+    """``resgp bench`` runs the full (ARD) comparison into compare_kernels.*, ``--depths`` the
+    finite-depth one into compare_depths.*, ``--quick`` the small one."""
+    from resgp.experiments import compare
+
+    seen = []
+
+    def fake_run(out, mode, stem, **kw):
+        seen.append((mode, stem))
+        return dict(markdown="table", runtime_s=1.0, files={"markdown": "x.md"},
+                    interrupted=False)
+
+    monkeypatch.setattr(compare, "run", fake_run)
+    for flags in ([], ["--depths"], ["--quick"]):
+        assert cli.main(["bench", "--out", str(tmp_path), *flags]) == 0
+    assert seen == [("full", "compare_kernels"), ("depths", "compare_depths"),
+                    ("quick", "compare_kernels")]
+
+
+def test_worker_processes_give_the_same_fits(tmp_path):
+    """``jobs=2`` fits in two spawned processes and collects the results in split order: every
+    metric and fitted kernel equals the in-process run's (only the times differ)."""
+    kw = dict(datasets=["wine"], kernels=["rbf", "resnet"], n_splits=2, max_rows=60,
+              progress=False)
+    one = runner.run_benchmark(**kw, jobs=1)
+    two = runner.run_benchmark(**kw, jobs=2, journal=tmp_path / "j.jsonl")
+    assert len(two["results"]) == 2
+    for a, b in zip(one["results"], two["results"]):
+        assert (a["dataset"], a["kernel"]) == (b["dataset"], b["kernel"])
+        for sa, sb in zip(a["splits"], b["splits"]):
+            assert sa["kernel"] == sb["kernel"]
+            for metric in ("accuracy", "log_loss", "ece"):
+                assert sa[metric] == pytest.approx(sb[metric], rel=1e-9, abs=1e-12)
+    assert len((tmp_path / "j.jsonl").read_text().splitlines()) == 1 + 4
+    with pytest.raises(ValueError, match="jobs must be an integer >= 1"):
+        runner.run_benchmark(**kw, jobs=0)

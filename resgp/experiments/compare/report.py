@@ -11,8 +11,9 @@ import numpy as np
 from scipy.stats import rankdata
 
 from .metrics import ECE_BINS, METRICS, TIMES
+from .models import ARD_BOUNDS, LENGTH_SCALE_BOUNDS
 
-__all__ = ["fmt_mean_se", "fmt_s", "ranks", "to_markdown", "template"]
+__all__ = ["fmt_mean_se", "fmt_s", "ranks", "critical_difference", "to_markdown", "template"]
 
 
 def template() -> str:
@@ -62,6 +63,20 @@ def ranks(bench: dict) -> dict:
             for k, rs in acc.items():
                 out.setdefault(task, {}).setdefault(k, {})[metric] = float(np.mean(rs))
     return out
+
+
+def critical_difference(n_kernels: int, n_datasets: int, alpha: float = 0.05) -> float:
+    r"""Nemenyi's critical difference of mean ranks (Demšar 2006, JMLR 7, eq. 5).
+
+    :math:`CD = q_\alpha \sqrt{k(k+1) / (6N)}` for k kernels ranked on N data sets, with
+    :math:`q_\alpha` the studentized range quantile of k means at infinite degrees of freedom
+    over :math:`\sqrt 2` (3.031 for k = 8 at alpha = 0.05). Two kernels whose mean ranks differ
+    by more than CD differ significantly at level alpha.
+    """
+    from scipy.stats import studentized_range
+
+    q = studentized_range.ppf(1 - alpha, n_kernels, np.inf) / np.sqrt(2)
+    return float(q * np.sqrt(n_kernels * (n_kernels + 1) / (6 * n_datasets)))
 
 
 def _dataset_list(bench):
@@ -118,6 +133,12 @@ def _rank_table(bench):
         cells = [f"{rk[t][key][m]:.1f}" if m in rk[t].get(key, {}) else "-"
                  for t in rk for m, _, _ in METRICS[t]]
         lines.append(f"| {bench['kernels'][key]['label']} | " + " | ".join(cells) + " |")
+    k = len(bench["config"]["kernels"])
+    counts = {t: len({r["dataset"] for r in bench["results"] if r["task"] == t}) for t in rk}
+    if k > 1:
+        lines += ["", "Nemenyi critical difference of the mean ranks at alpha = 0.05 (Demšar 2006): "
+                  + "; ".join(f"{t} {critical_difference(k, n):.2f} ({k} kernels, {n} data sets)"
+                              for t, n in counts.items()) + "."]
     return "\n".join(lines)
 
 
@@ -140,6 +161,10 @@ def to_markdown(bench: dict, title="resgp kernel comparison") -> str:
     text = template().format(
         title=title, env=bench["environment"], cfg=cfg, train_share=1 - cfg["test_size"],
         runtime_s=bench["runtime_s"], datasets=_dataset_list(bench),
+        rows_text=("whole data sets" if cfg["max_rows"] is None
+                   else f"at most {cfg['max_rows']} rows per data set"),
+        ard_bounds=f"{ARD_BOUNDS[0]:g} to {ARD_BOUNDS[1]:g}",
+        length_bounds=f"{LENGTH_SCALE_BOUNDS[0]:g} to {LENGTH_SCALE_BOUNDS[1]:g}",
         task_tables="\n\n".join(tables), rank_table=_rank_table(bench), ece_bins=ECE_BINS,
         note=bench["note"], failures=_failures(bench))
     return re.sub(r"\n{3,}", "\n\n", text).rstrip("\n") + "\n"

@@ -16,10 +16,10 @@ from sklearn.preprocessing import StandardScaler
 
 from resgp.experiments.progress import progress_bar
 
-from .data import FULL_DATASETS, load_dataset
+from .data import DEPTH_DATASETS, FULL_DATASETS, load_dataset
 from .metrics import METRICS, TIMES, expected_calibration_error, log_loss, nlpd, rmse
-from .models import JITTER, ExactGPClassifier, KernelSpec, kernel_zoo
-from .plots import plot
+from .models import DEPTH_KERNELS, FULL_KERNELS, JITTER, ExactGPClassifier, KernelSpec, kernel_zoo
+from .plots import plot, plot_ranks
 from .report import ranks, to_markdown
 
 __all__ = ["NT_NOTE", "MODES", "evaluate", "aggregate", "run_benchmark", "run", "check_out",
@@ -34,7 +34,10 @@ NT_NOTE = (
 
 
 MODES = {
-    "full": dict(datasets=FULL_DATASETS, kernels=None, n_splits=5, max_rows=600),
+    # the comparison a GP user would trust: isotropic and ARD variants, whole data sets
+    "full": dict(datasets=FULL_DATASETS, kernels=FULL_KERNELS, n_splits=10, max_rows=None),
+    # infinite against finite depth (= Neural Tangents' kernels) and MLP depths, 600-row samples
+    "depths": dict(datasets=DEPTH_DATASETS, kernels=DEPTH_KERNELS, n_splits=5, max_rows=600),
     "quick": dict(datasets=FULL_DATASETS, kernels=["resnet", "resnet-L10", "mlp-L3", "rbf",
                                                    "matern52"], n_splits=2, max_rows=300),
     "demo": dict(datasets=["diabetes", "breast_cancer"],
@@ -70,7 +73,7 @@ def evaluate(spec: KernelSpec, task: str, X_train, y_train, X_test, y_test, warm
     """
     scaler = StandardScaler().fit(X_train)
     A, B = scaler.transform(X_train), scaler.transform(X_test)
-    kernel = spec.full()
+    kernel = spec.full(A.shape[1])
     if warm_up:
         _warm_up(kernel, A, B)
     with warnings.catch_warnings():
@@ -144,16 +147,51 @@ def read_journal(path, config) -> dict:
     return done
 
 
+def _fit_job(key, task, X_train, y_train, X_test, y_test) -> dict:
+    """One (data set, split, kernel) on one BLAS thread: :func:`evaluate`'s results, or the
+    error as text (recorded, the loop goes on). Top level: worker processes import it."""
+    from threadpoolctl import threadpool_limits
+
+    from .models import KERNELS
+
+    with threadpool_limits(1):
+        try:
+            return evaluate(KERNELS[key], task, X_train, y_train, X_test, y_test)
+        except Exception as err:  # noqa: BLE001 - record and go on
+            return dict(error=f"{type(err).__name__}: {err}")
+
+
+def _results_as_done(todo, arguments, jobs):
+    """``(job, result)`` as each fit finishes: in order in this process (``jobs`` = 1), else
+    from ``jobs`` spawned worker processes (each imports JAX and compiles on its own)."""
+    if jobs == 1:
+        for job in todo:
+            yield job, _fit_job(*arguments(job))
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    pool = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        futures = {pool.submit(_fit_job, *arguments(job)): job for job in todo}
+        for future in as_completed(futures):
+            yield futures[future], future.result()
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def run_benchmark(datasets, kernels=None, n_splits=5, test_size=0.3, max_rows=1000, seed=0,
-                  progress=True, desc="resgp bench", journal=None, resume=False) -> dict:
+                  progress=True, desc="resgp bench", journal=None, resume=False,
+                  jobs=1) -> dict:
     """Every (data set, split, kernel): :func:`evaluate`. Returns the JSON-able results.
 
     ``journal``: a path where each finished result is appended as a JSON line as it comes
     (:func:`read_journal`); ``resume``: take the finished results of an earlier, interrupted
-    run from it instead of fitting them again. Ctrl-C stops the loop and returns what was done
-    (``interrupted`` is then True)."""
-    from threadpoolctl import threadpool_limits
-
+    run from it instead of fitting them again. ``jobs``: fits run at once, each in its own
+    process on one BLAS thread (1: in this process). Ctrl-C stops the loop and returns what was
+    done (``interrupted`` is then True)."""
+    if not (isinstance(jobs, (int, np.integer)) and jobs >= 1):
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     specs = kernel_zoo(kernels)
     loaded = []
     for name in datasets:
@@ -168,34 +206,36 @@ def run_benchmark(datasets, kernels=None, n_splits=5, test_size=0.3, max_rows=10
         if not done:
             log.write(json.dumps(dict(config=config)) + "\n")
             log.flush()
-    jobs = [(d, i, s) for d, (*_, sp) in enumerate(loaded) for i in range(len(sp)) for s in specs]
+    jobs_all = [(d, i, s) for d, (*_, sp) in enumerate(loaded) for i in range(len(sp))
+                for s in specs]
     per_split: dict = {}
     todo = []
-    for d, i, spec in jobs:
+    for d, i, spec in jobs_all:
         key = _job_key(loaded[d][2]["name"], i, spec.key)
         if key in done:
-            per_split.setdefault((loaded[d][2]["name"], spec.key), []).append(done[key])
+            per_split.setdefault((loaded[d][2]["name"], spec.key, i), done[key])
         else:
             todo.append((d, i, spec))
-    bar = progress_bar(todo, desc, progress, total=len(todo), leave=True)
+
+    def arguments(job):
+        d, i, spec = job
+        X, y, info, splits = loaded[d]
+        train, test = splits[i]
+        return spec.key, info["task"], X[train], y[train], X[test], y[test]
+
+    bar = progress_bar(_results_as_done(todo, arguments, jobs), desc, progress, total=len(todo),
+                       leave=True)
     start = time.perf_counter()
     interrupted = False
     try:
-        with threadpool_limits(1):
-            for d, i, spec in bar:
-                X, y, info, splits = loaded[d]
-                if hasattr(bar, "set_postfix_str"):
-                    bar.set_postfix_str(f"{info['name']} split {i + 1} {spec.key}")
-                train, test = splits[i]
-                try:
-                    r = evaluate(spec, info["task"], X[train], y[train], X[test], y[test])
-                except Exception as err:  # noqa: BLE001 - record and go on
-                    r = dict(error=f"{type(err).__name__}: {err}")
-                per_split.setdefault((info["name"], spec.key), []).append(r)
-                if log is not None:
-                    log.write(json.dumps(dict(key=_job_key(info["name"], i, spec.key),
-                                              result=r)) + "\n")
-                    log.flush()
+        for (d, i, spec), r in bar:
+            name = loaded[d][2]["name"]
+            if hasattr(bar, "set_postfix_str"):
+                bar.set_postfix_str(f"{name} split {i + 1} {spec.key}")
+            per_split[(name, spec.key, i)] = r
+            if log is not None:
+                log.write(json.dumps(dict(key=_job_key(name, i, spec.key), result=r)) + "\n")
+                log.flush()
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -205,7 +245,8 @@ def run_benchmark(datasets, kernels=None, n_splits=5, test_size=0.3, max_rows=10
     results = []
     for X, y, info, splits in loaded:
         for spec in specs:
-            rs = per_split.get((info["name"], spec.key), [])
+            rs = [per_split[(info["name"], spec.key, i)] for i in range(len(splits))
+                  if (info["name"], spec.key, i) in per_split]  # in split order
             if not rs:
                 continue
             results.append(dict(
@@ -215,12 +256,13 @@ def run_benchmark(datasets, kernels=None, n_splits=5, test_size=0.3, max_rows=10
     return dict(
         config=config,
         datasets=[info for *_, info, _ in loaded],
-        kernels={s.key: dict(label=s.label, family=s.family, kernel=repr(s.full()))
+        kernels={s.key: dict(label=s.label, family=s.family, ard=s.ard,
+                             kernel=repr(s.full(2)) + (" (shown for 2 features)" if s.ard else ""))
                  for s in specs},
         results=results,
         environment=_environment(),
         runtime_s=runtime,
-        resumed=len(jobs) - len(todo),
+        resumed=len(jobs_all) - len(todo),
         interrupted=interrupted,
         note=NT_NOTE,
     )
@@ -262,7 +304,8 @@ def run(out, mode="full", stem="compare_kernels", progress=True, title=None, res
     write ``out/stem.md``, ``.json`` and ``.png``. Returns the results with their ``files``.
 
     Each finished fit is appended to ``out/stem.jsonl`` as it comes; ``resume=True`` takes the
-    fits already there (an interrupted run of the same settings) instead of redoing them. On
+    fits already there (an interrupted run of the same settings) instead of redoing them;
+    ``jobs=n`` runs n fits at once in worker processes (:func:`run_benchmark`). On
     Ctrl-C the files are written from the fits done (``interrupted`` True in the results)."""
     cfg = dict(MODES[mode])
     cfg.update({k: v for k, v in overrides.items() if v is not None})
@@ -271,7 +314,7 @@ def run(out, mode="full", stem="compare_kernels", progress=True, title=None, res
     bench = run_benchmark(cfg["datasets"], cfg["kernels"], n_splits=cfg["n_splits"],
                           max_rows=cfg["max_rows"], seed=cfg.get("seed", 0), progress=progress,
                           desc=f"resgp {'demo' if mode == 'demo' else 'bench'}",
-                          journal=journal, resume=resume)
+                          journal=journal, resume=resume, jobs=cfg.get("jobs", 1))
     bench["config"]["mode"] = mode
     bench["ranks"] = ranks(bench)
     files = dict(markdown=out / f"{stem}.md", json=out / f"{stem}.json", journal=journal)
@@ -284,6 +327,9 @@ def run(out, mode="full", stem="compare_kernels", progress=True, title=None, res
     png = plot(bench, out / f"{stem}.png")
     if png is not None:
         files["png"] = png
+    rank_png = plot_ranks(bench, out / f"{stem}_ranks.png")
+    if rank_png is not None:
+        files["ranks_png"] = rank_png
     bench["files"] = {k: str(v) for k, v in files.items()}
     bench["markdown"] = markdown
     return bench
