@@ -235,3 +235,34 @@ def test_mlp_kernel_vector_hyperparameter():
                    {"MLPKernel": resgp.MLPKernel})
     np.testing.assert_array_equal(rebuilt(X), resgp.mlp_nngp(X, depth=3,
                                                              weight_variance=[0.5, 2, 1]))
+
+
+@pytest.mark.parametrize("ntk", [False, True], ids=["nngp", "ntk"])
+def test_tabulated_partials_equal_the_pair_flow(ntk):
+    """Per-feature weight variances at infinite depth (smooth activations): the flow tables'
+    d/dq_0(a, a) (part "aa") and d/dq_0(b, b) = "diag" - "aa" against each pair's own ODE
+    sensitivities, on inputs whose variances span several panels (so blocks are mirrored and
+    the two partials exchange places); then dK/dw_i through the same contraction."""
+    from resgp.core.inputs import features
+
+    rng = np.random.default_rng(5)
+    Z = rng.normal(size=(12, 3)) * np.repeat([0.4, 3.0], 6)[:, None]
+    net = network.resnet(activation="erf", weight_variance=W, bias_variance=0.1, ntk=ntk)
+    names = ("branch_variance", "bias_variance") + engine.PARTIALS
+    f = features(Z, net.weight_variance, net.bias_variance)
+    assert len(np.unique(engine.flow_table.panel(f[1] ** 2))) >= 2
+    with engine.float64():
+        tabulated = engine._table_gram(net, f, None, names)
+        reference = engine._pair_gram(net, f, None, names)
+    for k, name in enumerate(("value",) + names):
+        scale = np.abs(reference[k]).max()
+        assert np.abs(tabulated[k] - reference[k]).max() <= 1e-8 * scale, name
+    off = ~np.eye(len(Z), dtype=bool)  # (the diagonal's q_0(a, a) is all three at once)
+    np.testing.assert_array_equal(tabulated[3][off], tabulated[4].T[off])  # P_aa = P_bb^T
+    K, G = engine.gram_and_gradients(net, Z, ("weight_variance",))
+    P_aa, P_bb, P_ab = reference[3:]
+    d = Z.shape[1]
+    for i in range(d):
+        x = Z[:, i]
+        expected = (P_aa * x[:, None] ** 2 + P_bb * x[None, :] ** 2 + P_ab * np.outer(x, x)) / d
+        assert np.abs(G[i] - expected).max() <= 1e-8 * np.abs(expected).max()

@@ -500,8 +500,11 @@ def _pair_gram(net, f1, f2, names):
 def _table_requests(net, names):
     output = "ntk" if net.ntk else "nngp"
     b, w = net.bias_variance, net.weight_variance
-    combos = {"branch_variance": (("T", 1.0),), "bias_variance": (("diag", 1.0), ("ab", 1.0))}
-    if "weight_variance" in names:  # (a scalar here: per-feature ones take the pair flow)
+    combos = {"branch_variance": (("T", 1.0),), "bias_variance": (("diag", 1.0), ("ab", 1.0)),
+              # the partials of q_0 (per-feature weight variances): d/dq(b, b) = diag - aa
+              "q_aa": (("aa", 1.0),), "q_bb": (("diag", 1.0), ("aa", -1.0)),
+              "q_ab": (("ab", 1.0),)}
+    if "weight_variance" in names:  # a scalar (per-feature ones come as the partials)
         combos["weight_variance"] = (("scale", 1.0 / w), ("diag", -b / w), ("ab", -b / w))
     return [(output, (("value", 1.0),))] + [(output, combos[nm]) for nm in names]
 
@@ -514,8 +517,10 @@ def _table_gram(net, f1, f2, names):
     """The tabulated path, block by block of panels (flow_table.panel); a block whose table
     cannot be built takes the pair flow. None when the table does not apply at all."""
     tol = max(net.rtol, net.atol)  # the table's tolerance is the solver's
-    if not 1e-13 <= tol <= 1e-3 or set(names) & set(PARTIALS):  # (no tables of the partials)
+    if not 1e-13 <= tol <= 1e-3:
         return None
+    partials = bool(set(names) & set(PARTIALS))
+    perm = _mirror(names)  # a transposed block exchanges d/dq(a, a) and d/dq(b, b)
     n1 = f1[1]
     n2 = n1 if f2 is None else f2[1]
     if not (np.all(n1 > 0) and np.all(n2 > 0) and np.all(np.isfinite(n1))
@@ -534,15 +539,17 @@ def _table_gram(net, f1, f2, names):
             same = f2 is None and i == j
             g2 = None if same else ((f1 if f2 is None else f2)[0][cols], n2[cols])
             table = flow_table.table(i, j, T=net.branch_variance, activation=net.activation,
-                                     ntk=net.ntk, tol=tol, derivatives=bool(names))
+                                     ntk=net.ntk, tol=tol, derivatives=bool(names),
+                                     partials=partials)
             if table is not None:
                 block = tiled(partial(_table_tile, table=table, requests=requests), g1, g2,
-                              tile=TABLE_TILE)
+                              tile=TABLE_TILE, mirror=perm)
             else:
                 block = _pair_gram(net, g1, g2, names)
             out[:, rows[:, None], cols[None, :]] = block
             if f2 is None and not same:
-                out[:, cols[:, None], rows[None, :]] = np.swapaxes(block, 1, 2)
+                out[:, cols[:, None], rows[None, :]] = np.swapaxes(
+                    block if perm is None else block[perm], 1, 2)
     if f2 is None:  # the diagonal: exactly the diagonal flow, and its sensitivity
         q = n1 ** 2
         idx = np.diag_indices(q.size)

@@ -19,8 +19,9 @@ Instead of integrating the ODE for each of the N x M pairs, :func:`tabulate`
 2. takes Chebyshev coefficients (DCT-I on each axis) of every tabulated function: the values,
    their velocity at T (:math:`\partial_T F = v(q_T)`, exact for an autonomous flow) and their
    derivatives along "both variances + 1", "the covariance + 1" and "q_0 scaled" (a bias
-   variance moves all three entries, a weight variance scales them), combined before
-   compression so that each hyperparameter's derivative is ONE more series;
+   variance moves all three entries, a weight variance scales them), and with ``partials``
+   along "the row variance + 1" (per-feature weight variances need d/dq_aa and d/dq_bb apart),
+   combined before compression so that each hyperparameter's derivative is ONE more series;
 3. compresses each slice :math:`C_{\cdot\cdot k} = \sum_r \sigma_{kr} u_{kr} v_{kr}^T` (SVD)
    and keeps only the terms whose bound :math:`\sigma\|u\|_1\|v\|_1` is needed
    (:func:`_compress`);
@@ -81,8 +82,10 @@ MIXTURE_TABLE_ORDER = 4096  # the series order of tanh and the sigmoid in every 
 # the tabulated functions of one output ("nngp" or "ntk"): the value, d/dT, the derivatives
 # along "both variances + 1", "the covariance + 1" and "q_0 scaled"; their parity in rho_0 when
 # the flow is odd in q_ab (d/dq_ab of an odd function is even)
-PARTS = ("value", "T", "diag", "ab", "scale")
-PARITY = {"value": -1.0, "T": -1.0, "diag": -1.0, "ab": 1.0, "scale": -1.0}
+PARTS = ("value", "T", "diag", "ab", "scale", "aa")
+PARITY = {"value": -1.0, "T": -1.0, "diag": -1.0, "ab": 1.0, "scale": -1.0, "aa": -1.0}
+# "aa" (tables with partials=True): the derivative along the row variance alone, d/dq_0(a, a);
+# d/dq_0(b, b) is then "diag" - "aa" (per-feature weight variances need the two apart)
 
 
 # ----------------------------------------------------------------------------- grid solve
@@ -115,18 +118,21 @@ def _is_odd(act, ntk):
     return _ODD[key]
 
 
-@partial(jax.jit, static_argnames=("act", "ntk", "derivatives", "rtol"))
-def _grid_flow(q_rows, q_cols, rho_nodes, T, *, act, ntk, derivatives, rtol):
+@partial(jax.jit, static_argnames=("act", "ntk", "derivatives", "partials", "rtol"))
+def _grid_flow(q_rows, q_cols, rho_nodes, T, *, act, ntk, derivatives, partials, rtol):
     q_ab = rho_nodes[None, None, :] * (jnp.sqrt(q_rows)[:, None] *
                                        jnp.sqrt(q_cols)[None, :])[:, :, None]
     n, n2, m = q_rows.shape[0], q_cols.shape[0], rho_nodes.shape[0]
     tangents = None
-    if derivatives:  # the variances + 1, the covariance + 1, q_0 scaled (Theta_0 = q_0 moves too)
+    if derivatives:  # the variances + 1, the covariance + 1, q_0 scaled (Theta_0 = q_0 moves
+        # too); with partials, the row variance + 1 alone
         ones = jnp.ones((n, n2, m))
-        pair = jnp.stack([0.0 * ones, ones, q_ab])
-        rows = jnp.stack([jnp.ones(n), jnp.zeros(n), q_rows])
-        cols = jnp.stack([jnp.ones(n2), jnp.zeros(n2), q_cols])
-        tangents = (rows, cols, pair, pair if ntk else jnp.zeros((3, n, n2, m)))
+        pair = [0.0 * ones, ones, q_ab] + ([0.0 * ones] if partials else [])
+        rows = [jnp.ones(n), jnp.zeros(n), q_rows] + ([jnp.ones(n)] if partials else [])
+        cols = [jnp.ones(n2), jnp.zeros(n2), q_cols] + ([jnp.zeros(n2)] if partials else [])
+        pair = jnp.stack(pair)
+        tangents = (jnp.stack(rows), jnp.stack(cols), pair,
+                    pair if ntk else jnp.zeros(pair.shape))
     y, S, info = limit.pair_flow(act, T, q_rows, q_cols, q_ab, q_ab if ntk else None,
                                  rtol=rtol, atol=rtol, tangents=tangents)
     q_T, q_T2, K, theta = y
@@ -135,18 +141,20 @@ def _grid_flow(q_rows, q_cols, rho_nodes, T, *, act, ntk, derivatives, rtol):
     if ntk:
         out["ntk"] = {"value": theta, "T": v_theta}
     if derivatives:
-        out["nngp"].update(diag=S[2][0], ab=S[2][1], scale=S[2][2])
-        if ntk:
-            out["ntk"].update(diag=S[3][0], ab=S[3][1], scale=S[3][2])
+        for o, k in (("nngp", 2),) + ((("ntk", 3),) if ntk else ()):
+            out[o].update(diag=S[k][0], ab=S[k][1], scale=S[k][2])
+            if partials:
+                out[o]["aa"] = S[k][3]
     return out, info["status"]
 
 
-def _solve_grid(q_rows, q_cols, rho_nodes, *, T, act, ntk, derivatives, rtol, odd):
+def _solve_grid(q_rows, q_cols, rho_nodes, *, T, act, ntk, derivatives, rtol, odd,
+                partials=False):
     """{output: {part: grid (ns, ns, nr)}}, or None when the flow overflows or fails."""
     if odd:
         half = (rho_nodes.size + 1) // 2
         grids = _solve_grid(q_rows, q_cols, rho_nodes[:half], T=T, act=act, ntk=ntk,
-                            derivatives=derivatives, rtol=rtol, odd=False)
+                            derivatives=derivatives, rtol=rtol, odd=False, partials=partials)
         if grids is None:
             return None
         def mirror(g, sign):  # noqa: E306
@@ -156,7 +164,8 @@ def _solve_grid(q_rows, q_cols, rho_nodes, *, T, act, ntk, derivatives, rtol, od
     with float64():
         out, status = _grid_flow(jnp.asarray(q_rows), jnp.asarray(q_cols),
                                  jnp.asarray(rho_nodes), jnp.float64(T),
-                                 act=act, ntk=ntk, derivatives=derivatives, rtol=float(rtol))
+                                 act=act, ntk=ntk, derivatives=derivatives,
+                                 partials=bool(derivatives and partials), rtol=float(rtol))
         if int(status) != 0:
             return None
         grids = {o: {p: np.asarray(g) for p, g in parts.items()} for o, parts in out.items()}
@@ -364,9 +373,9 @@ def _order_for(act, T, q_hi):
     return series_for(act, top)
 
 
-def table(i, j, *, T, activation, ntk=False, tol=TOL, derivatives=False):
+def table(i, j, *, T, activation, ntk=False, tol=TOL, derivatives=False, partials=False):
     """The flow map tabulated on the panels (i, j) (cached: a later call returns the same
-    table; one with ``derivatives`` also serves calls without).
+    table; one with ``derivatives`` also serves calls without, one with ``partials`` both).
 
     Parameters
     ----------
@@ -382,6 +391,10 @@ def table(i, j, *, T, activation, ntk=False, tol=TOL, derivatives=False):
     derivatives : bool
         Also tabulate the derivatives along the variances, the covariance and a scale of q_0
         (for gradients: a bias variance moves all three, a weight variance scales q_0).
+    partials : bool
+        With ``derivatives``: also the derivative along the row variance alone (part "aa",
+        d/dq_0(a, a); that along the column variance is "diag" - "aa"), which per-feature
+        weight variances need. One more tangent in the grid solve.
 
     Returns
     -------
@@ -394,21 +407,22 @@ def table(i, j, *, T, activation, ntk=False, tol=TOL, derivatives=False):
     if ntk and act.derivative_dual is None:
         raise ValueError(f"activation {act.name!r} has no derivative dual: no NTK")
     key = (act, float(T), bool(ntk), float(tol), int(i), int(j))
-    if not derivatives and key + (True,) in _TABLES:
-        return _TABLES[key + (True,)]
-    if key + (bool(derivatives),) not in _TABLES:
-        if len(_TABLES) >= MAX_TABLES:
-            _TABLES.pop(next(iter(_TABLES)))
-        _TABLES[key + (bool(derivatives),)] = _tabulate(int(i), int(j), float(T), act, bool(ntk),
-                                                        float(tol), bool(derivatives))
-    return _TABLES[key + (bool(derivatives),)]
+    level = 2 if (derivatives and partials) else int(bool(derivatives))  # what is tabulated
+    for have in range(2, level - 1, -1):  # a richer table serves too
+        if key + (have,) in _TABLES:
+            return _TABLES[key + (have,)]
+    if len(_TABLES) >= MAX_TABLES:
+        _TABLES.pop(next(iter(_TABLES)))
+    _TABLES[key + (level,)] = _tabulate(int(i), int(j), float(T), act, bool(ntk), float(tol),
+                                        level >= 1, level == 2)
+    return _TABLES[key + (level,)]
 
 
 _TABLES = {}
 MAX_TABLES = 256
 
 
-def _tabulate(i, j, T, act, ntk, tol, derivatives):
+def _tabulate(i, j, T, act, ntk, tol, derivatives, partials=False):
     if act.homogeneous or not act.analytic:
         return None
     s_rows = (i * PANEL_WIDTH, (i + 1) * PANEL_WIDTH)
@@ -425,7 +439,7 @@ def _tabulate(i, j, T, act, ntk, tol, derivatives):
         q_rows = np.exp(0.5 * (s_rows[0] + s_rows[1]) + 0.5 * PANEL_WIDTH * x)
         q_cols = np.exp(0.5 * (s_cols[0] + s_cols[1]) + 0.5 * PANEL_WIDTH * x)
         grids = _solve_grid(q_rows, q_cols, chebyshev.lobatto(n_r), T=T, act=act, ntk=ntk,
-                            derivatives=derivatives, rtol=rtol, odd=odd)
+                            derivatives=derivatives, rtol=rtol, odd=odd, partials=partials)
         if grids is None:
             return None
         coefs, maxima, env_s, env_r, peak = {}, {}, np.zeros(n_s), np.zeros(n_r), 0.0
