@@ -246,3 +246,27 @@ def test_benchmark_script_quick_mode(tmp_path, capsys):
     for r in data["results"]:  # diabetes targets have std ~77: a GP explains part of it
         assert 40 < r["summary"]["rmse"]["mean"] < 75
     assert "| diabetes | RBF |" in capsys.readouterr().out
+
+
+def test_interrupted_run_reports_split_counts_and_ranks_complete_data_sets_only():
+    """A part-done data set is marked with its split count and left out of the mean ranks
+    (kernels must be ranked on the same data sets)."""
+    from resgp.experiments.compare import report
+
+    def result(dataset, kernel, rmse, n):
+        splits = [dict(rmse=rmse, nlpd=1.0, fit_s=1.0, predict_s=0.1)] * n
+        return dict(dataset=dataset, task="regression", kernel=kernel, label=kernel.upper(),
+                    family="stationary", summary=compare.aggregate(splits, "regression"),
+                    splits=splits, errors=[])
+
+    bench = dict(config=dict(kernels=["a", "b"], n_splits=3, test_size=0.3, seed=0,
+                             max_rows=None, datasets=["x", "y"]),
+                 results=[result("x", "a", 1.0, 3), result("x", "b", 2.0, 3),
+                          result("y", "a", 5.0, 1), result("y", "b", 4.0, 3)],
+                 interrupted=True)
+    assert report.ranked_datasets(bench, "regression") == ["x"]
+    assert report.ranks(bench)["regression"]["a"]["rmse"] == 1.0  # y (b better) left out
+    table = report._task_table("regression", bench["results"], 3)
+    assert "| y | A (1 of 3 splits) |" in table and "| y | B |" in table
+    bench["interrupted"] = False  # a finished run ranks every data set with results
+    assert report.ranked_datasets(bench, "regression") == ["x", "y"]

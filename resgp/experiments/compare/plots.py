@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import METRICS
-from .report import critical_difference, ranks
+from .report import critical_difference, ranked_datasets, ranks
 
 __all__ = ["plot", "plot_ranks"]
 
@@ -100,7 +100,7 @@ def plot_ranks(bench: dict, path) -> Path | None:
     for ax in set(axes.flat) - set(cells):
         ax.axis("off")
     for ax, (task, metric, header) in zip(cells, panels):
-        n = len({r["dataset"] for r in bench["results"] if r["task"] == task})
+        n = len(ranked_datasets(bench, task))
         cd = critical_difference(len(keys), n)
         order = sorted((k for k in keys if metric in rk[task].get(k, {})),
                        key=lambda k: rk[task][k][metric])

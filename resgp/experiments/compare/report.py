@@ -13,7 +13,8 @@ from scipy.stats import rankdata
 from .metrics import ECE_BINS, METRICS, TIMES
 from .models import ARD_BOUNDS, LENGTH_SCALE_BOUNDS
 
-__all__ = ["fmt_mean_se", "fmt_s", "ranks", "critical_difference", "to_markdown", "template"]
+__all__ = ["fmt_mean_se", "fmt_s", "ranks", "ranked_datasets", "critical_difference",
+           "to_markdown", "template"]
 
 
 def template() -> str:
@@ -43,12 +44,27 @@ def fmt_s(t):
     return f"{t * 1e3:.0f} ms" if t < 1 else f"{t:.1f} s"
 
 
+def ranked_datasets(bench: dict, task: str) -> list:
+    """The data sets of ``task`` that the ranks count: those with results of every kernel (of
+    all splits, when the run was interrupted: a part-done data set is left out)."""
+    keys = set(bench["config"]["kernels"])
+    want = bench["config"]["n_splits"] if bench.get("interrupted") else 1
+    names = []
+    for name in dict.fromkeys(r["dataset"] for r in bench["results"] if r["task"] == task):
+        done = {r["kernel"] for r in bench["results"] if r["dataset"] == name
+                and len(r["splits"]) >= want}
+        if done >= keys:
+            names.append(name)
+    return sorted(names)
+
+
 def ranks(bench: dict) -> dict:
-    """Mean rank of each kernel over the data sets of each task, per metric (1 = best)."""
+    """Mean rank of each kernel over the data sets of each task (:func:`ranked_datasets`), per
+    metric (1 = best)."""
     out = {}
     for task, metrics in METRICS.items():
         rows = [r for r in bench["results"] if r["task"] == task]
-        names = sorted({r["dataset"] for r in rows})
+        names = ranked_datasets(bench, task)
         for metric, _, better in metrics:
             acc: dict = {}
             for name in names:
@@ -102,7 +118,7 @@ def _best(rows, metrics):
     return best
 
 
-def _task_table(task, rows):
+def _task_table(task, rows, n_splits=None):
     metrics = METRICS[task]
     lines = [f"## {task.capitalize()}", "",
              "| Data | Kernel | " + " | ".join(h for _, h, _ in metrics) + " | Fit | Predict |",
@@ -117,7 +133,10 @@ def _task_table(task, rows):
                 text = f"**{text}**"
             cells.append(text)
         cells += [fmt_s(s[t]["mean"]) for t, _ in TIMES]
-        lines.append(f"| {r['dataset']} | {r['label']} | " + " | ".join(cells) + " |")
+        done = s[metrics[0][0]]["n"]
+        label = r["label"] + (f" ({done} of {n_splits} splits)"
+                              if n_splits is not None and done < n_splits else "")
+        lines.append(f"| {r['dataset']} | {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -126,6 +145,8 @@ def _rank_table(bench):
     if not rk:
         return ""
     lines = ["## Mean rank over the data sets (1 = best)", "",
+             "Data sets ranked: " + "; ".join(f"{t} {', '.join(ranked_datasets(bench, t))}"
+                                              for t in rk) + ".", "",
              "| Kernel | " + " | ".join(
                  f"{h} ({t[:5]}.)" for t in rk for _, h, _ in METRICS[t]) + " |",
              "|---|" + "---:|" * sum(len(METRICS[t]) for t in rk)]
@@ -134,7 +155,7 @@ def _rank_table(bench):
                  for t in rk for m, _, _ in METRICS[t]]
         lines.append(f"| {bench['kernels'][key]['label']} | " + " | ".join(cells) + " |")
     k = len(bench["config"]["kernels"])
-    counts = {t: len({r["dataset"] for r in bench["results"] if r["task"] == t}) for t in rk}
+    counts = {t: len(ranked_datasets(bench, t)) for t in rk}
     if k > 1:
         lines += ["", "Nemenyi critical difference of the mean ranks at alpha = 0.05 (Demšar 2006): "
                   + "; ".join(f"{t} {critical_difference(k, n):.2f} ({k} kernels, {n} data sets)"
@@ -155,8 +176,8 @@ def to_markdown(bench: dict, title="resgp kernel comparison") -> str:
     by_task = {}
     for r in bench["results"]:
         by_task.setdefault(r["task"], []).append(r)
-    tables = [_task_table(task, by_task[task]) for task in ("regression", "classification")
-              if by_task.get(task)]
+    tables = [_task_table(task, by_task[task], bench["config"]["n_splits"])
+              for task in ("regression", "classification") if by_task.get(task)]
     cfg = bench["config"]
     text = template().format(
         title=title, env=bench["environment"], cfg=cfg, train_share=1 - cfg["test_size"],
