@@ -182,6 +182,8 @@ def to_markdown(bench: dict, title="resgp kernel comparison") -> str:
     text = template().format(
         title=title, env=bench["environment"], cfg=cfg, train_share=1 - cfg["test_size"],
         runtime_s=bench["runtime_s"], datasets=_dataset_list(bench),
+        jobs=("one fit" if bench.get("jobs", 1) == 1
+              else f"{bench['jobs']} fits (worker processes)"),
         rows_text=("whole data sets" if cfg["max_rows"] is None
                    else f"at most {cfg['max_rows']} rows per data set"),
         ard_bounds=f"{ARD_BOUNDS[0]:g} to {ARD_BOUNDS[1]:g}",

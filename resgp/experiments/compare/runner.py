@@ -316,6 +316,7 @@ def run(out, mode="full", stem="compare_kernels", progress=True, title=None, res
                           desc=f"resgp {'demo' if mode == 'demo' else 'bench'}",
                           journal=journal, resume=resume, jobs=cfg.get("jobs", 1))
     bench["config"]["mode"] = mode
+    bench["jobs"] = cfg.get("jobs") or 1
     bench["ranks"] = ranks(bench)
     files = dict(markdown=out / f"{stem}.md", json=out / f"{stem}.json", journal=journal)
     markdown = to_markdown(bench, title or f"resgp kernel comparison ({mode})")
