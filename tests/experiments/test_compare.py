@@ -270,3 +270,19 @@ def test_interrupted_run_reports_split_counts_and_ranks_complete_data_sets_only(
     assert "| y | A (1 of 3 splits) |" in table and "| y | B |" in table
     bench["interrupted"] = False  # a finished run ranks every data set with results
     assert report.ranked_datasets(bench, "regression") == ["x", "y"]
+
+
+def test_figures_of_an_interrupted_run(tmp_path):
+    """A kernel not fitted yet on a data set (an interrupted run) is left out of the figures."""
+    splits = [dict(rmse=r, nlpd=1.0, fit_s=1.0, predict_s=0.1) for r in (1.0, 1.2)]
+    bench = dict(config=dict(kernels=["a", "b"], n_splits=2, test_size=0.3, seed=0,
+                             max_rows=None, datasets=["x", "y", "z"]),
+                 datasets=[dict(name=n) for n in "xyz"], interrupted=True,
+                 kernels={k: dict(label=k.upper(), family="stationary", ard=k == "b")
+                          for k in "ab"},
+                 results=[dict(dataset=d, task="regression", kernel=k, label=k.upper(),
+                               family="stationary", splits=splits, errors=[],
+                               summary=compare.aggregate(splits, "regression"))
+                          for d, k in (("x", "a"), ("x", "b"), ("y", "a"))])
+    assert compare.plot(bench, tmp_path / "p.png").stat().st_size > 10_000
+    assert compare.plot_ranks(bench, tmp_path / "r.png").stat().st_size > 10_000

@@ -24,7 +24,8 @@ def plot(bench: dict, path) -> Path | None:
         import matplotlib.pyplot as plt
     except ImportError:  # pragma: no cover
         return None
-    names = [d["name"] for d in bench["datasets"]]
+    names = [d["name"] for d in bench["datasets"]
+             if any(r["dataset"] == d["name"] for r in bench["results"])]
     keys = bench["config"]["kernels"]
     labels = [bench["kernels"][k]["label"] for k in keys]
     colors = {"resnet": "C3", "resnet-finite": "C1", "mlp": "C2", "stationary": "C0"}
@@ -36,9 +37,11 @@ def plot(bench: dict, path) -> Path | None:
     res = {(r["dataset"], r["kernel"]): r for r in bench["results"]}
     ypos = np.arange(len(keys))[::-1]
     for ax, name in zip(axes.flat, names):
-        task = res[(name, keys[0])]["task"]
+        task = next(r["task"] for r in bench["results"] if r["dataset"] == name)
         metric, header, _ = METRICS[task][0]
         for y0, k in zip(ypos, keys):
+            if (name, k) not in res:  # an interrupted run: not fitted yet
+                continue
             s = res[(name, k)]["summary"][metric]
             if s["mean"] is not None:
                 color = colors[bench["kernels"][k]["family"]]
@@ -51,7 +54,7 @@ def plot(bench: dict, path) -> Path | None:
         ax.grid(axis="x", alpha=0.3)
     ax = axes.flat[len(names)]
     for y0, k in zip(ypos, keys):
-        t = [res[(nm, k)]["summary"]["fit_s"]["mean"] for nm in names]
+        t = [res[(nm, k)]["summary"]["fit_s"]["mean"] for nm in names if (nm, k) in res]
         t = [v for v in t if v is not None]
         if t:
             ax.plot(np.mean(t), y0, "s", color=colors[bench["kernels"][k]["family"]])
