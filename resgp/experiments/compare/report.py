@@ -186,8 +186,11 @@ def to_markdown(bench: dict, title="resgp kernel comparison") -> str:
               else f"{bench['jobs']} fits (worker processes)"),
         rows_text=("whole data sets" if cfg["max_rows"] is None
                    else f"at most {cfg['max_rows']} rows per data set"),
-        ard_bounds=f"{ARD_BOUNDS[0]:g} to {ARD_BOUNDS[1]:g}",
-        length_bounds=f"{LENGTH_SCALE_BOUNDS[0]:g} to {LENGTH_SCALE_BOUNDS[1]:g}",
+        ard_note=(f" ARD variants have one weight variance (ResNet, MLP; bounds "
+                  f"{ARD_BOUNDS[0]:g} to {ARD_BOUNDS[1]:g}, starting at the isotropic value) or "
+                  f"one length scale (RBF, Matérn; bounds {LENGTH_SCALE_BOUNDS[0]:g} to "
+                  f"{LENGTH_SCALE_BOUNDS[1]:g}, starting at 1) per feature."
+                  if any(k.get("ard") for k in bench["kernels"].values()) else ""),
         task_tables="\n\n".join(tables), rank_table=_rank_table(bench), ece_bins=ECE_BINS,
         note=bench["note"], failures=_failures(bench))
     return re.sub(r"\n{3,}", "\n\n", text).rstrip("\n") + "\n"
