@@ -55,10 +55,9 @@ def main(argv=None) -> int:
     out = args.out or (tempfile.mkdtemp(prefix="compare_kernels-") if args.quick
                        else ROOT / "benchmarks" / "results")
     mode = "quick" if args.quick else "depths" if args.depths else "full"
-    result = compare.run(out, mode=mode, stem="compare_depths" if args.depths else "compare_kernels",
-                         n_splits=args.splits, max_rows=args.max_rows, datasets=args.datasets,
-                         kernels=args.kernels, progress=not args.no_progress, resume=args.resume,
-                         jobs=args.jobs)
+    result = compare.run(out, mode=mode, n_splits=args.splits, max_rows=args.max_rows,
+                         datasets=args.datasets, kernels=args.kernels,
+                         progress=not args.no_progress, resume=args.resume, jobs=args.jobs)
     print(result["markdown"])
     print(f"compare_kernels: {result['runtime_s']:.0f} s; wrote "
           f"{', '.join(result['files'].values())}", file=sys.stderr)

@@ -200,11 +200,10 @@ def main(argv=None) -> int:
         try:
             compare.check_out(args.out)
             mode = "quick" if args.quick else "depths" if args.depths else "full"
-            result = compare.run(args.out, mode=mode,
-                                 stem="compare_depths" if args.depths else "compare_kernels",
-                                 n_splits=args.splits, max_rows=args.max_rows,
-                                 datasets=args.datasets, kernels=args.kernels, seed=args.seed,
-                                 resume=args.resume, jobs=args.jobs)
+            result = compare.run(args.out, mode=mode, n_splits=args.splits,
+                                 max_rows=args.max_rows, datasets=args.datasets,
+                                 kernels=args.kernels, seed=args.seed, resume=args.resume,
+                                 jobs=args.jobs)
         except ValueError as exc:  # --out unusable, or --resume on other settings
             p_bench.error(str(exc))
         print(result["markdown"])

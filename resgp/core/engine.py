@@ -708,6 +708,7 @@ def gram_and_gradients(net, X, names):
     d = X.shape[1]
     gradients = np.empty((len(names) - 1 + d,) + P_ab.shape)  # filled in place: d N^2 floats
     tmp = np.empty(P_ab.shape)
+    layer = got[LAYER_WEIGHT] / d if LAYER_WEIGHT in got else None  # d mean(w) / d w_i = 1/d
     row = 0
     for name in names:
         if name != "weight_variance":
@@ -724,8 +725,8 @@ def gram_and_gradients(net, X, names):
             np.multiply(P_ab, (x / d)[:, None], out=tmp)
             tmp *= x[None, :]
             ard += tmp
-            if LAYER_WEIGHT in got:  # d mean(w) / d w_i = 1/d
-                ard += got[LAYER_WEIGHT] / d
+            if layer is not None:
+                ard += layer
         row += d
     return out[0], gradients
 

@@ -118,16 +118,23 @@ def test_cli_bench_modes_and_stems(monkeypatch, tmp_path):
 
     seen = []
 
-    def fake_run(out, mode, stem, **kw):
-        seen.append((mode, stem))
-        return dict(markdown="table", runtime_s=1.0, files={"markdown": "x.md"},
-                    interrupted=False)
+    def fake_benchmark(datasets, kernels, **kw):  # the real run() around an empty benchmark
+        seen.append(kernels)
+        return dict(config=dict(datasets=[], kernels=list(kernels), n_splits=kw["n_splits"],
+                                test_size=0.3, max_rows=kw["max_rows"], seed=0),
+                    datasets=[], results=[], environment=runner._environment(),
+                    kernels={k: dict(label=k, family=compare.KERNELS[k].family, ard=False)
+                             for k in kernels},
+                    runtime_s=0.0, resumed=0, interrupted=False, note="")
 
-    monkeypatch.setattr(compare, "run", fake_run)
-    for flags in ([], ["--depths"], ["--quick"]):
-        assert cli.main(["bench", "--out", str(tmp_path), *flags]) == 0
-    assert seen == [("full", "compare_kernels"), ("depths", "compare_depths"),
-                    ("quick", "compare_kernels")]
+    monkeypatch.setattr(runner, "run_benchmark", fake_benchmark)
+    for flags, stem in (([], "compare_kernels"), (["--depths"], "compare_depths"),
+                        (["--quick"], "compare_kernels")):
+        out = tmp_path / (flags[0][2:] if flags else "full")
+        assert cli.main(["bench", "--out", str(out), *flags]) == 0
+        assert json.loads((out / f"{stem}.json").read_text())["config"]["mode"] == \
+            (flags[0][2:] if flags else "full")
+    assert seen == [runner.MODES[m]["kernels"] for m in ("full", "depths", "quick")]
 
 
 def test_worker_processes_give_the_same_fits(tmp_path):

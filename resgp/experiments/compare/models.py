@@ -103,10 +103,6 @@ def _resnet(depth=None, n_features=None):
                         **ard)
 
 
-def _length_scale(n_features):
-    return 1.0 if n_features is None else np.ones(n_features)
-
-
 @dataclass(frozen=True)
 class KernelSpec:
     """One kernel of the comparison: ``make(n_features)`` builds the base kernel (before
@@ -138,11 +134,11 @@ for _spec in [
                ard=True),
     KernelSpec("rbf", "RBF", "stationary", lambda d: RBF(1.0, LENGTH_SCALE_BOUNDS)),
     KernelSpec("rbf-ard", "RBF, ARD", "stationary",
-               lambda d: RBF(_length_scale(d), LENGTH_SCALE_BOUNDS), ard=True),
+               lambda d: RBF(np.ones(d), LENGTH_SCALE_BOUNDS), ard=True),
     KernelSpec("matern52", "Matern 5/2", "stationary",
                lambda d: Matern(1.0, LENGTH_SCALE_BOUNDS, nu=2.5)),
     KernelSpec("matern52-ard", "Matern 5/2, ARD", "stationary",
-               lambda d: Matern(_length_scale(d), LENGTH_SCALE_BOUNDS, nu=2.5), ard=True),
+               lambda d: Matern(np.ones(d), LENGTH_SCALE_BOUNDS, nu=2.5), ard=True),
     KernelSpec("rq", "RationalQuadratic", "stationary",
                lambda d: RationalQuadratic(1.0, 1.0, LENGTH_SCALE_BOUNDS, (1e-2, 1e3))),
 ]:

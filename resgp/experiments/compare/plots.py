@@ -12,6 +12,8 @@ from .report import critical_difference, ranked_datasets, ranks
 
 __all__ = ["plot", "plot_ranks"]
 
+FAMILY_COLORS = {"resnet": "C3", "resnet-finite": "C1", "mlp": "C2", "stationary": "C0"}
+
 
 def plot(bench: dict, path) -> Path | None:
     """One panel per data set: the main metric (RMSE or accuracy) ± standard error per kernel,
@@ -28,7 +30,6 @@ def plot(bench: dict, path) -> Path | None:
              if any(r["dataset"] == d["name"] for r in bench["results"])]
     keys = bench["config"]["kernels"]
     labels = [bench["kernels"][k]["label"] for k in keys]
-    colors = {"resnet": "C3", "resnet-finite": "C1", "mlp": "C2", "stationary": "C0"}
     n = len(names) + 1
     ncols = min(3, n)
     nrows = math.ceil(n / ncols)
@@ -44,7 +45,7 @@ def plot(bench: dict, path) -> Path | None:
                 continue
             s = res[(name, k)]["summary"][metric]
             if s["mean"] is not None:
-                color = colors[bench["kernels"][k]["family"]]
+                color = FAMILY_COLORS[bench["kernels"][k]["family"]]
                 ax.errorbar(s["mean"], y0, xerr=s["se"], fmt="o", color=color,
                             markerfacecolor="white" if bench["kernels"][k].get("ard") else color)
         ax.set_yticks(ypos, labels, fontsize=8)
@@ -57,7 +58,7 @@ def plot(bench: dict, path) -> Path | None:
         t = [res[(nm, k)]["summary"]["fit_s"]["mean"] for nm in names if (nm, k) in res]
         t = [v for v in t if v is not None]
         if t:
-            ax.plot(np.mean(t), y0, "s", color=colors[bench["kernels"][k]["family"]])
+            ax.plot(np.mean(t), y0, "s", color=FAMILY_COLORS[bench["kernels"][k]["family"]])
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
@@ -94,7 +95,6 @@ def plot_ranks(bench: dict, path) -> Path | None:
     keys = bench["config"]["kernels"]
     if not panels or len(keys) < 2:
         return None
-    colors = {"resnet": "C3", "resnet-finite": "C1", "mlp": "C2", "stationary": "C0"}
     tasks = list(rk)
     ncols = max(len(METRICS[t]) for t in tasks)
     fig, axes = plt.subplots(len(tasks), ncols, squeeze=False,
@@ -109,7 +109,7 @@ def plot_ranks(bench: dict, path) -> Path | None:
                        key=lambda k: rk[task][k][metric])
         for y0, k in enumerate(order[::-1]):
             info = bench["kernels"][k]
-            color = colors[info["family"]]
+            color = FAMILY_COLORS[info["family"]]
             ax.errorbar(rk[task][k][metric], y0, xerr=cd / 2, fmt="o", color=color, capsize=3,
                         markerfacecolor="white" if info.get("ard") else color)
         ax.set_yticks(range(len(order)), [bench["kernels"][k]["label"] for k in order[::-1]],

@@ -298,10 +298,11 @@ def check_out(out) -> Path:
     return out
 
 
-def run(out, mode="full", stem="compare_kernels", progress=True, title=None, resume=False,
+def run(out, mode="full", stem=None, progress=True, title=None, resume=False,
         **overrides) -> dict:
     """Run a benchmark mode of :data:`MODES` (keyword arguments override its settings) and
-    write ``out/stem.md``, ``.json`` and ``.png``. Returns the results with their ``files``.
+    write ``out/stem.md``, ``.json`` and ``.png`` (``stem`` default: "compare_depths" for the
+    depths mode, else "compare_kernels"). Returns the results with their ``files``.
 
     Each finished fit is appended to ``out/stem.jsonl`` as it comes; ``resume=True`` takes the
     fits already there (an interrupted run of the same settings) instead of redoing them;
@@ -309,14 +310,16 @@ def run(out, mode="full", stem="compare_kernels", progress=True, title=None, res
     Ctrl-C the files are written from the fits done (``interrupted`` True in the results)."""
     cfg = dict(MODES[mode])
     cfg.update({k: v for k, v in overrides.items() if v is not None})
+    stem = stem or ("compare_depths" if mode == "depths" else "compare_kernels")
+    jobs = cfg.get("jobs", 1)
     out = check_out(out)
     journal = out / f"{stem}.jsonl"
     bench = run_benchmark(cfg["datasets"], cfg["kernels"], n_splits=cfg["n_splits"],
                           max_rows=cfg["max_rows"], seed=cfg.get("seed", 0), progress=progress,
                           desc=f"resgp {'demo' if mode == 'demo' else 'bench'}",
-                          journal=journal, resume=resume, jobs=cfg.get("jobs", 1))
+                          journal=journal, resume=resume, jobs=jobs)
     bench["config"]["mode"] = mode
-    bench["jobs"] = cfg.get("jobs") or 1
+    bench["jobs"] = jobs
     bench["ranks"] = ranks(bench)
     files = dict(markdown=out / f"{stem}.md", json=out / f"{stem}.json", journal=journal)
     markdown = to_markdown(bench, title or f"resgp kernel comparison ({mode})")
