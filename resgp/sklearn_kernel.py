@@ -170,10 +170,40 @@ class _NNGPKernel(Kernel):
         if not eval_gradient:
             return engine.gram(net, X)
         K, grad = engine.gram_and_gradients(net, X, free)
-        scales = np.concatenate([np.atleast_1d(values[name]) for name in free]) if free \
-            else np.empty(0)
-        grad *= scales[:, None, None]  # log space (per-feature weights: one slice each)
+        grad *= self._log_scales(free, values)[:, None, None]  # log space (per-feature weights: one slice each)
         return K, grad.transpose(1, 2, 0)
+
+    def gram_and_vjp(self, X):
+        r"""k(X, X) and the contraction of its gradient, for the marginal likelihood.
+
+        What :class:`resgp.estimators.GaussianProcessRegressor` asks of a kernel in place of
+        ``k(X, eval_gradient=True)``: the same derivatives, never stacked into an
+        (n_samples, n_samples, n_dims) array (:func:`resgp.core.engine.gram_and_vjp`).
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            Inputs.
+
+        Returns
+        -------
+        K : ndarray of shape (n_samples, n_samples)
+            The kernel matrix.
+        vjp : callable
+            ``vjp(M)``, M of shape (n_samples, n_samples), returns
+            :math:`\sum_{ab} M_{ab}\,\partial K_{ab}/\partial\theta_j`, shape (n_dims,), in
+            the order of ``self.theta`` (log space).
+        """
+        net, free, values = self._settings()
+        K, vjp = engine.gram_and_vjp(net, check_inputs(X, "X"), free)
+        scales = self._log_scales(free, values)
+        return K, lambda M: vjp(M) * scales
+
+    @staticmethod
+    def _log_scales(free, values):
+        """d theta / d log theta for the free hyperparameters: their values, one per entry."""
+        return np.concatenate([np.atleast_1d(values[name]) for name in free]) if free \
+            else np.empty(0)
 
     def diag(self, X):
         """The diagonal k(x, x), shape (n_samples,), without forming the matrix.

@@ -1,8 +1,8 @@
 r"""The compute engine: kernel matrices, diagonals and named gradients of a :class:`Network`.
 
 Host entry points (NumPy in, NumPy float64 out, tiled by :mod:`resgp.core.tiling`):
-:func:`gram`, :func:`diagonal` and :func:`gram_and_gradients`. Each picks one path
-(docs/theory.md):
+:func:`gram`, :func:`diagonal`, :func:`gram_and_gradients` and :func:`gram_and_vjp`. Each
+picks one path (docs/theory.md):
 
 * finite depth: the recursion of :mod:`resgp.core.recursion`; gradients by forward mode;
 * infinite depth, ReLU NNGP: the exact angle flow of :mod:`resgp.core.relu_flow`; gradients
@@ -38,7 +38,7 @@ from .validation import check_features
 from .velocity import diagonal_velocity, velocity
 from .x64 import float64
 
-__all__ = ["gram", "diagonal", "gram_and_gradients", "PAIR_CHUNK", "TABLE_TILE",
+__all__ = ["gram", "diagonal", "gram_and_gradients", "gram_and_vjp", "PAIR_CHUNK", "TABLE_TILE",
            "MAX_GRADED_PAIRS", "PARTIALS", "LAYER_WEIGHT"]
 
 PAIR_CHUNK = 4096  # pairs integrated together (each with its own steps)
@@ -672,6 +672,20 @@ def gram(net, X1, X2=None):
     return _compute(net, X1, X2, ())[0]
 
 
+def _gram_and_partials(net, X, names):
+    """(stack, {name: dK/dname}, ard): the stack (K, *derivatives) and its derivatives by name,
+    with the input-layer partials (PARTIALS, and LAYER_WEIGHT for the MLP) in place of
+    "weight_variance" when ``net.ard``."""
+    names = tuple(names)
+    ard = net.ard and "weight_variance" in names
+    asked = tuple(n for n in names if n != "weight_variance") if ard else names
+    if ard:
+        chain = PARTIALS + ((LAYER_WEIGHT,) if net.architecture == "mlp" else ())
+        asked += tuple(p for p in chain if p not in asked)
+    out = _compute(net, X, None, asked)
+    return out, dict(zip(asked, out[1:])), ard
+
+
 def gram_and_gradients(net, X, names):
     r"""K(X, X) and its derivatives with respect to the hyperparameters ``names``.
 
@@ -696,18 +710,14 @@ def gram_and_gradients(net, X, names):
         docs/theory.md, "Gradients").
     """
     names = tuple(names)
-    if not (net.ard and "weight_variance" in names):
-        out = _compute(net, X, None, names)
-        return out[0], out[1:]
-    chain = PARTIALS + ((LAYER_WEIGHT,) if net.architecture == "mlp" else ())
-    asked = tuple(n for n in names if n != "weight_variance")
-    asked += tuple(p for p in chain if p not in asked)
-    out = _compute(net, X, None, asked)
-    got = dict(zip(asked, out[1:]))
+    out, got, ard = _gram_and_partials(net, X, names)
+    K = out[0]
+    if not ard:
+        return K, out[1:]
     P_aa, P_bb, P_ab = (got[p] for p in PARTIALS)
     d = X.shape[1]
-    gradients = np.empty((len(names) - 1 + d,) + P_ab.shape)  # filled in place: d N^2 floats
-    tmp = np.empty(P_ab.shape)
+    gradients = np.empty((len(names) - 1 + d,) + K.shape)  # filled in place: d N^2 floats
+    tmp = np.empty(K.shape)
     layer = got[LAYER_WEIGHT] / d if LAYER_WEIGHT in got else None  # d mean(w) / d w_i = 1/d
     row = 0
     for name in names:
@@ -728,7 +738,57 @@ def gram_and_gradients(net, X, names):
             if layer is not None:
                 ard += layer
         row += d
-    return out[0], gradients
+    return K, gradients
+
+
+def gram_and_vjp(net, X, names):
+    r"""K(X, X) and its vector-Jacobian product: :math:`M \mapsto \sum_{ab} M_{ab}\,
+    \partial K_{ab}/\partial\,\mathrm{name}`, without the (G, N, N) gradient stack.
+
+    A marginal-likelihood gradient needs only this contraction, :math:`\tfrac12\mathrm{tr}
+    ((\alpha\alpha^\top - K^{-1})\,\partial K)`. With per-feature weight variances the d
+    derivatives contract through the partials in :math:`O(N^2 d)` (one matrix product):
+
+    .. math:: \sum_{ab} M_{ab}\frac{\partial K_{ab}}{\partial w_i} = \frac1d\Big[\sum_a
+       x_{ai}^2 (M\circ P_{aa}\mathbf 1)_a + \sum_b x_{bi}^2 (\mathbf 1^\top M\circ
+       P_{bb})_b + ((M\circ P_{ab}) X \circ X)^\top \mathbf 1\Big]_i
+
+    (plus :math:`\sum M\circ G / d` for the MLP), the contraction of :func:`gram_and_gradients`.
+
+    Parameters
+    ----------
+    net : Network
+    X : ndarray (N, d)
+    names : sequence of str
+        As in :func:`gram_and_gradients`.
+
+    Returns
+    -------
+    K : ndarray (N, N)
+    vjp : callable
+        ``vjp(M)``, M an ndarray (N, N), returns an ndarray (G,) in the order of
+        :func:`gram_and_gradients` (d entries for "weight_variance" under ARD).
+    """
+    names = tuple(names)
+    out, got, ard = _gram_and_partials(net, X, names)
+
+    def vjp(M):
+        grads = []
+        for name in names:
+            if not (ard and name == "weight_variance"):
+                grads.append([np.vdot(M, got[name])])
+                continue
+            P_aa, P_bb, P_ab = (got[p] for p in PARTIALS)
+            rows = np.einsum("ab,ab->a", M, P_aa)
+            cols = np.einsum("ab,ab->b", M, P_bb)
+            X2 = X * X
+            g = X2.T @ rows + X2.T @ cols + np.einsum("ai,ai->i", (M * P_ab) @ X, X)
+            if LAYER_WEIGHT in got:
+                g = g + np.vdot(M, got[LAYER_WEIGHT])
+            grads.append(g / X.shape[1])
+        return np.concatenate(grads) if grads else np.empty(0)
+
+    return out[0], vjp
 
 
 def diagonal(net, X):

@@ -42,6 +42,7 @@ Two conventions to know:
 
 from .base import JITTER, expected_failed_checks
 from .classifier import ResNetGPClassifier
+from .likelihood import GaussianProcessRegressor, gram_and_vjp
 from .posterior import (
     MC_SAMPLES,
     MC_SEED,
@@ -56,6 +57,8 @@ from .regressor import ResNetGPRegressor
 __all__ = [
     "ResNetGPRegressor",
     "ResNetGPClassifier",
+    "GaussianProcessRegressor",
+    "gram_and_vjp",
     "expected_failed_checks",
     "gp_posterior",
     "loo_posterior",

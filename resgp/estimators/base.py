@@ -12,13 +12,13 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator
-from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import ConstantKernel, WhiteKernel
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from ..core.activations import clone_parameters, picklable_state
 from ..sklearn_kernel import DEFAULT_BIAS_BOUNDS, ResNetKernel
+from .likelihood import GaussianProcessRegressor
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data

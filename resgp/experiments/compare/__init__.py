@@ -46,7 +46,8 @@ WhiteKernel(1e-2, (1e-6, 1e1))``, every hyperparameter fitted by the log margina
 Inference, identical for every kernel:
 
 * regression: ``GaussianProcessRegressor(kernel, normalize_y=True)`` on inputs standardised with
-  the training rows' statistics;
+  the training rows' statistics (:class:`resgp.estimators.GaussianProcessRegressor`:
+  scikit-learn's, with the likelihood gradient contracted instead of stacked, for all kernels);
 * classification: exact GP regression on centred one-hot targets with a softmax temperature
   fitted by closed-form leave-one-out (:class:`ExactGPClassifier`, the inference of
   :class:`resgp.estimators.ResNetGPClassifier` with any kernel; Lee et al. 2018). It avoids

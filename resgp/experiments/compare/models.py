@@ -12,7 +12,6 @@ from typing import Callable
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import (
     RBF,
     ConstantKernel,
@@ -22,7 +21,8 @@ from sklearn.gaussian_process.kernels import (
     WhiteKernel,
 )
 
-from resgp.estimators import class_probabilities, fit_temperature, gp_posterior, loo_posterior
+from resgp.estimators import (GaussianProcessRegressor, class_probabilities, fit_temperature,
+                              gp_posterior, loo_posterior)
 
 __all__ = ["JITTER", "ARD_BOUNDS", "LENGTH_SCALE_BOUNDS", "ExactGPClassifier", "KernelSpec",
            "KERNELS", "FULL_KERNELS", "DEPTH_KERNELS", "kernel_zoo"]

@@ -11,9 +11,9 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.preprocessing import StandardScaler
 
+from resgp.estimators import GaussianProcessRegressor, gram_and_vjp
 from resgp.experiments.progress import progress_bar
 
 from .data import DEPTH_DATASETS, FULL_DATASETS, load_dataset
@@ -59,7 +59,7 @@ def _splits(y, task, n_splits, test_size, seed):
 
 def _warm_up(kernel, A, B):
     """Evaluate the kernel on the shapes the fit and prediction use (JAX compiles per shape)."""
-    kernel(A, eval_gradient=True)
+    gram_and_vjp(kernel, A)
     kernel(B, A)
     kernel.diag(B)
 
