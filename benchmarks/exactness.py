@@ -10,8 +10,8 @@ Run from the repository root::
    three ``jax.numpy`` callables: softplus, tanh(x) + 0.1 x^2, GELU written out) and every
    input variance q in {1e-4, 0.01, 1, 25, 100, 1e4}: the largest error over the pairs of that
    level, ``|K_ab - ref_ab| / sqrt(ref_aa ref_bb)``, of the dual and the derivative dual (at the
-   covariances of the pairs), and of ``resnet_nngp`` / ``resnet_ntk`` at infinite depth, T = 1,
-   bias 0. The pairs of a level are rows x with |x|^2/d = q (d = 8) and (x, x), (x, 2x),
+   covariances of the pairs, rounded to floats: a dual is judged at its input), and of
+   ``resnet_nngp`` / ``resnet_ntk`` at infinite depth, T = 1, bias 0 (from the vectors). The pairs of a level are rows x with |x|^2/d = q (d = 8) and (x, x), (x, 2x),
    (x, -x), (x, x + 1e-7 |x| e), (x, y) with |y| = |x| (quick: two of them per level). The
    references are ``tests/reference`` (numerical integration only: graded Gauss-Legendre
    duals, checked against mpmath at 30 digits; the recursion and the ODE by scipy's DOP853 at
@@ -100,12 +100,15 @@ def _by_level(err, levels):
 def dual_errors(name, rotated):
     """Max errors per level of (dual, derivative dual) at the pairs' input covariances."""
     A, B, levels = _pairs(name, rotated)
-    q11, q22, q12, c = ref_flows.input_covariances(A, B)
+    q11, q22, q12, _ = ref_flows.input_covariances(A, B)
     act = get_act(name)
     ref = ref_duals.reference(name)
     has_d = act.derivative_dual is not None and ref.df is not None
+    # judged at its input, the float triple (the reference's conditional variance exact from
+    # those floats, as tests/test_exactness.py::test_point_duals does): what rounding the
+    # vectors into a triple costs shows in the kernel rows, which start from the vectors
     moments = [ref_duals.pair_moments(ref, *p, derivative=has_d, gram=False)
-               for p in zip(q11, q22, q12, c)]
+               for p in zip(q11, q22, q12)]
     diag = {q: ref_duals.diagonal_moments(ref, q, derivative=has_d)
             for q in set(q11) | set(q22)}
     out = {}

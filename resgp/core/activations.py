@@ -228,6 +228,11 @@ def _smooth_angle_jvp(primals, tangents):
     return theta, jnp.where(ok, -d_rho / one(sin), 0.0)
 
 
+def _family_constants(a, b):
+    """(cross, mean) of :math:`a\min(x,0) + b\max(x,0)`: :math:`(a-b)^2/2\pi`, :math:`(a^2+b^2)/2`."""
+    return (a - b) ** 2 / (2.0 * math.pi), (a * a + b * b) / 2.0
+
+
 def _relu_family(cross: float, mean: float):
     r"""Dual and derivative dual of :math:`a\min(x,0) + b\max(x,0)` with
     ``cross`` :math:`= (a-b)^2/2\pi`, ``mean`` :math:`= (a^2+b^2)/2`:
@@ -261,7 +266,7 @@ def _relu_family(cross: float, mean: float):
     return dual, derivative_dual
 
 
-relu_dual, relu_derivative_dual = _relu_family(1.0 / (2.0 * jnp.pi), 0.5)
+relu_dual, relu_derivative_dual = _relu_family(*_family_constants(0.0, 1.0))
 relu_dual.__doc__ = r"""Arc-cosine kernel of degree 1 (Cho & Saul 2009):
     :math:`\sqrt{q_{11}q_{22}}\,(\sin\theta + (\pi-\theta)\cos\theta) / 2\pi`; the derivative
     dual is :math:`E[\mathbb 1(u>0)\mathbb 1(v>0)] = (\pi - \theta) / 2\pi`.
@@ -301,9 +306,17 @@ def _real(name, value):
     return value
 
 
+def relu_family(act):
+    """(cross c, mean m) of a member :math:`a\min(x,0) + b\max(x,0)` of the ReLU family
+    (:math:`c = (a-b)^2/2\pi`, :math:`m = (a^2+b^2)/2`), None for any other activation."""
+    if not (act.homogeneous and act.spec and act.spec[0] == "abrelu"):
+        return None
+    return _family_constants(*act.spec[1])
+
+
 @functools.lru_cache(maxsize=None)
 def _abrelu(a: float, b: float, name: str) -> Activation:
-    dual, derivative_dual = _relu_family((a - b) ** 2 / (2.0 * jnp.pi), (a * a + b * b) / 2.0)
+    dual, derivative_dual = _relu_family(*_family_constants(a, b))
 
     def fn(x):
         return a * jnp.minimum(x, 0.0) + b * jnp.maximum(x, 0.0)

@@ -262,6 +262,16 @@ def rectified_monomial(n: int) -> Activation:
 dual_parameters(step_dual, sign_dual, requ_dual, requ_derivative_dual)
 
 STEP = rectified_monomial(0)
+
+
+def order_zero(act):
+    """(cross c, mean m) of the step and the sign, whose duals are :math:`m - c\theta` at
+    positive variances (step: :math:`(1/2\pi, 1/2)`, sign: :math:`(2/\pi, 1)`); None otherwise."""
+    if act is STEP:
+        return 1.0 / _TWO_PI, 0.5
+    if act is SIGN:
+        return 2.0 / np.pi, 1.0
+    return None
 REQU = rectified_monomial(2)
 SIGN = Activation("sign", sign_dual, homogeneous=False, derivative_dual=None, fn=jnp.sign,
                   spec=("sign", ()), analytic=False)

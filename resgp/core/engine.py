@@ -4,12 +4,16 @@ Host entry points (NumPy in, NumPy float64 out, tiled by :mod:`resgp.core.tiling
 :func:`gram`, :func:`diagonal`, :func:`gram_and_gradients` and :func:`gram_and_vjp`. Each
 picks one path (docs/theory.md):
 
-* finite depth: the recursion of :mod:`resgp.core.recursion`; gradients by forward mode;
+* finite depth: the recursion of :mod:`resgp.core.recursion`; gradients by forward mode (the
+  values of the ReLU family's NTK and of the step's and sign's NNGP: the same recursion
+  carrying each pair's distances, for near-identical pairs);
 * infinite depth, ReLU NNGP: the exact angle flow of :mod:`resgp.core.relu_flow`; gradients
   from its flow identities;
+* infinite depth, the ReLU family's NTK values: the NTK table of :mod:`resgp.core.relu_flow`
+  along the same angle flow, the angle taken from each pair's difference;
 * infinite depth, smooth activations: the tabulated flow map of :mod:`resgp.core.flow_table`;
   gradients from its derivative tables, the diagonal from :mod:`resgp.core.diagonal`;
-* otherwise (the ReLU family's NTK, tables that cannot be built): the pair flow of
+* otherwise (the ReLU family's NTK gradients, tables that cannot be built): the pair flow of
   :mod:`resgp.core.limit` for every pair; gradients from its sensitivities.
 
 Gradients are keyed by hyperparameter name and follow from the partials by the chain rule
@@ -29,8 +33,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import flow_table, limit, ode, recursion, relu_flow
-from .activations import (RELU, SERIES_MARGIN, at_order, non_finite_message, series_for,
-                          series_orders)
+from .arc_cosine import order_zero
+from .activations import (RELU, SERIES_MARGIN, at_order, non_finite_message, relu_family,
+                          series_for, series_orders)
 from .diagonal import diagonal as _diagonal_flow
 from .inputs import covariance, features, pair_correlations
 from .tiling import bucket, tiled
@@ -39,7 +44,7 @@ from .velocity import diagonal_velocity, velocity
 from .x64 import float64
 
 __all__ = ["gram", "diagonal", "gram_and_gradients", "gram_and_vjp", "PAIR_CHUNK", "TABLE_TILE",
-           "MAX_GRADED_PAIRS", "PARTIALS", "LAYER_WEIGHT"]
+           "NEAR_PARALLEL", "MAX_GRADED_PAIRS", "PARTIALS", "LAYER_WEIGHT"]
 
 PAIR_CHUNK = 4096  # pairs integrated together (each with its own steps)
 MAX_GRADED_PAIRS = 20_000  # pairs whose duals need the graded rule (a clear error beyond)
@@ -134,6 +139,102 @@ def _recursion_tile(z1, n1, z2, n2, layers, b, w, T, *, act, ntk, diagonal, name
         tangent = (t_aa, t_bb, t_ab, _layers_tangent(name, layers, architecture, T))
         stack.append(jax.jvp(f, start + (layers,), tangent)[1])
     return jnp.stack(stack)
+
+
+NEAR_PARALLEL = 1e-4  # 1 - |rho| below which a pair's difference is formed explicitly
+
+
+def _differences(z1, z2):
+    """|z_a - z_b|^2 and |z_a + z_b|^2 of unit rows (host, (N, M) each) with relative digits at
+    any angle: 2 -+ 2 z_a . z_b (one matrix product) is exact to absolute rounding, enough where
+    1 - |rho| >= NEAR_PARALLEL; the nearly parallel and antiparallel pairs (the diagonal of
+    K(X, X) among them) are formed from the pair's own difference and sum."""
+    z1, z2 = np.asarray(z1), np.asarray(z2)
+    rho = z1 @ z2.T
+    minus, plus = 2.0 - 2.0 * rho, 2.0 + 2.0 * rho
+    I, J = np.nonzero(np.abs(rho) > 1.0 - NEAR_PARALLEL)
+    if I.size:
+        minus[I, J] = np.sum((z1[I] - z2[J]) ** 2, axis=-1)
+        plus[I, J] = np.sum((z1[I] + z2[J]) ** 2, axis=-1)
+    return minus, plus
+
+
+@partial(jax.jit, static_argnames=("cross", "mean"))
+def _family_ntk_tile(dm, dp, layers, *, cross, mean):
+    r"""The NTK of a ReLU-family ResNet at finite depth on unit rows (the host multiplies by
+    n_a n_b), carrying :math:`\delta^\mp = q_{aa} + q_{bb} \mp 2q_{ab}` instead of q_ab
+    (docs/theory.md, "The ReLU family's NTK"): per block,
+    :math:`\delta^\mp \leftarrow s\delta^\mp + g(m\delta^\mp \mp 2cQ D(\theta))` with
+    :math:`\theta = 2\,\mathrm{atan2}(\sqrt{\delta^-}, \sqrt{\delta^+})`, so the angle keeps its
+    relative digits for near-identical pairs. ``dm``, ``dp``: :func:`_differences`."""
+    Q = jnp.ones_like(dm)  # q_aa = q_bb on unit rows, through every block
+
+    def block(carry, schedule):
+        Q, dm, dp, th = carry
+        s, g, _ = schedule  # a ResNet's blocks have no shift
+        angle = 2.0 * jnp.arctan2(jnp.sqrt(dm), jnp.sqrt(dp))
+        slope = mean - cross * angle  # the derivative dual
+        dual = cross * Q * jnp.sin(angle) + slope * 0.25 * (dp - dm)
+        bend = 2.0 * cross * Q * relu_flow.big_d(angle)
+        return (s * Q + g * mean * Q, s * dm + g * (mean * dm - bend),
+                s * dp + g * (mean * dp + bend), s * th + g * (dual + th * slope)), None
+
+    (_, _, _, theta), _ = jax.lax.scan(block, (Q, dm, dp, 0.25 * (dp - dm)), layers)
+    return theta
+
+
+@partial(jax.jit, static_argnames=("cross", "mean"))
+def _order_zero_tile(dm, dp, n1, n2, layers, *, cross, mean):
+    r"""The NNGP of the step or the sign at finite depth (any architecture), carrying with q_ab
+    the pair's distances :math:`\delta^\mp = q_{aa} + q_{bb} \mp 2q_{ab}` and Gram determinant
+    :math:`G = q_{aa}q_{bb} - q_{ab}^2`, so that the angle
+    :math:`\theta = \mathrm{atan2}(\sqrt G, q_{ab})` keeps its digits for near-identical and
+    near-opposite pairs (docs/theory.md, "Nearly parallel pairs"). With the dual
+    :math:`m - c\theta` at positive variances, a layer (s, g, shift) has
+    :math:`A - B = gc\theta` and :math:`A + B = g(2m - c\pi) + gc(\pi - \theta) + 2\,\mathrm{shift}`
+    (A, B: what it adds to a variance and to q_ab), and updates without cancellation
+    :math:`\delta^\mp \leftarrow s\delta^\mp + 2(A \mp B)` (no shift in the minus one),
+    :math:`G \leftarrow s^2G + s(A\delta^\mp \pm 2(A \mp B)q_{ab}) + (A - B)(A + B)` (the upper
+    signs for :math:`q_{ab} \ge 0`). ``dm``, ``dp``: :func:`_differences` of the unit rows; a
+    zero-variance row gives 0 (the step and the sign are 0 at 0)."""
+    nn = n1[:, None] * n2[None, :]
+    a = jnp.broadcast_to((n1 * n1)[:, None], nn.shape)
+    b = jnp.broadcast_to((n2 * n2)[None, :], nn.shape)
+    gap = (n1[:, None] - n2[None, :]) ** 2
+    state = (a, b, 0.25 * nn * (dp - dm), gap + nn * dm, gap + nn * dp,
+             0.25 * nn * nn * dm * dp)  # G = n_a^2 n_b^2 sin^2, sin^2 = |z_a - z_b|^2 |z_a + z_b|^2 / 4
+
+    def layer(carry, schedule):
+        a, b, q_ab, d_minus, d_plus, G = carry
+        s, g, shift = schedule
+        live = (a > 0) & (b > 0)  # a zero variance: u = 0, where the step and the sign are 0
+        near = jnp.arctan2(jnp.sqrt(jnp.maximum(G, 0.0)), jnp.abs(q_ab))  # min(theta, pi - theta)
+        positive = q_ab >= 0
+        theta, rest = jnp.where(positive, near, jnp.pi - near), jnp.where(positive, jnp.pi - near,
+                                                                             near)
+        A = g * mean + shift
+        minus = jnp.where(live, g * cross * theta, 0.0)  # A - B
+        plus = jnp.where(live, g * (2.0 * mean - cross * jnp.pi) + g * cross * rest + 2.0 * shift,
+                         2.0 * shift)  # A + B
+        v_a, v_b = g * jnp.where(a > 0, mean, 0.0), g * jnp.where(b > 0, mean, 0.0)
+        a2, b2, q2 = s * a + v_a + shift, s * b + v_b + shift, s * q_ab + 0.5 * (plus - minus)
+        side = jnp.where(positive, A * d_minus + 2.0 * minus * q_ab, A * d_plus - 2.0 * plus * q_ab)
+        G2 = jnp.where(live, s * s * G + s * side + minus * plus, a2 * b2 - q2 * q2)
+        d_minus2 = s * d_minus + jnp.where(live, 2.0 * minus, v_a + v_b)
+        d_plus2 = s * d_plus + jnp.where(live, 2.0 * plus, v_a + v_b + 4.0 * shift)
+        return (a2, b2, q2, d_minus2, d_plus2, G2), None
+
+    return jax.lax.scan(layer, state, layers)[0][2]
+
+
+def _order_zero_host(z1, n1, z2, n2, *, diagonal, layers, cross, mean):
+    return np.asarray(_order_zero_tile(*_differences(z1, z2), n1, n2, layers, cross=cross,
+                                       mean=mean))[None]
+
+
+def _family_ntk_host(z1, n1, z2, n2, *, diagonal, layers, cross, mean):
+    return (np.asarray(_family_ntk_tile(*_differences(z1, z2), layers, cross=cross, mean=mean))
+            * (np.asarray(n1)[:, None] * np.asarray(n2)[None, :]))[None]
 
 
 @partial(jax.jit, static_argnames=("act", "ntk", "names", "architecture"))
@@ -268,6 +369,21 @@ def _relu_partials(rho, n1, n2, coefs, T):
     return (jnp.where(positive, side * safe(c) / safe(a), 0.0),
             jnp.where(positive, side * safe(a) / safe(c), 0.0),
             jnp.where(positive, growth * R_rho, 0.0))
+
+
+@jax.jit
+def _relu_ntk_value(d_minus, d_plus, n1, n2, coefs, growth, ratio):
+    """NTK of the ReLU family at infinite depth: growth n_a n_b (U + ratio V) at v = sqrt(1 - |rho|)
+    = sqrt(min(|z_a - z_b|^2, |z_a + z_b|^2) / 2) (relu_flow's NTK table; :func:`_differences`,
+    exact to rounding for near-identical pairs)."""
+    rows = relu_flow.lookup_v(coefs, jnp.sqrt(0.5 * jnp.minimum(d_minus, d_plus)),
+                              d_plus < d_minus)
+    return growth * n1[:, None] * n2[None, :] * (rows[..., relu_flow.NTK_U]
+                                                 + ratio * rows[..., relu_flow.NTK_V])
+
+
+def _relu_ntk_tile(z1, n1, z2, n2, *, diagonal, coefs, growth, ratio):
+    return np.asarray(_relu_ntk_value(*_differences(z1, z2), n1, n2, coefs, growth, ratio))[None]
 
 
 def _relu_tile(z1, n1, z2, n2, *, diagonal, coefs, T, b, w, names):
@@ -587,12 +703,25 @@ def _diagonal_stack(net, q, names):
 def _tile_function(net, names):
     """(tile_fn, tile, pad) for the finite-depth and ReLU-angle paths (None: the pair flow)."""
     act, b, w, T = net.activation, net.bias_variance, net.weight_variance, net.branch_variance
+    family = relu_family(act)
     if not net.infinite:
         layers = tuple(jnp.asarray(x) for x in net.layers())
+        if net.ntk and not names and family is not None and family[0] > 0 \
+                and _unit(act, net.architecture):
+            return partial(_family_ntk_host, layers=layers, cross=family[0],
+                           mean=family[1]), None, True
+        if not names and order_zero(act) is not None:
+            cross, mean = order_zero(act)
+            return partial(_order_zero_host, layers=layers, cross=cross, mean=mean), None, True
         fn = partial(_recursion_tile_host, layers=layers, b=b, w=w, T=T if T > 0 else 1.0,
                      rules=_series_rules(act), ntk=net.ntk, names=names,
                      architecture=net.architecture)
         return fn, None, True
+    if net.ntk and not names and family is not None and family[0] > 0:
+        cross, mean = family  # the angle flow runs for S = 2 pi c T (relu_flow, "the NTK")
+        coefs = jnp.asarray(relu_flow.ntk_table(2.0 * np.pi * cross * float(T)))
+        return partial(_relu_ntk_tile, coefs=coefs, growth=jnp.float64(np.exp(mean * T)),
+                       ratio=jnp.float64(mean / cross)), None, True
     if act is RELU and not net.ntk:
         T = jnp.float64(T)
         return partial(_relu_tile, coefs=_relu_table(T), T=T, b=b, w=w, names=names), None, True

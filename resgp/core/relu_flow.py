@@ -32,11 +32,14 @@ derivatives need (flow identities: :math:`\partial_T\theta_T = F(\theta_T)`,
 * ``D_DRHO``: :math:`\partial\rho_T/\partial\rho_0 = D(\theta_T) / D(\theta_0)`.
 
 Everything here is pure ``jax.numpy`` so that ``T`` may be traced (jit, grad through a
-``custom_jvp``). Call it with 64-bit JAX enabled.
+``custom_jvp``). Call it with 64-bit JAX enabled. The exception is :func:`ntk_table`, the NTK of
+the ReLU family along the same flow (two more functions of :math:`\theta_0`, docs/theory.md,
+"The ReLU family's NTK"): an ODE solve on the host, once per depth time.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
 import jax
@@ -74,14 +77,14 @@ _H_COEF = _H.coef
 G_PI = 6.0 + float(_H(np.pi))  # G(pi) = 6 pi / pi + H(pi)
 
 
-def d_over_cube(theta):
+def d_over_cube(theta, xp=jnp):
     """D(theta) / theta^3, accurate down to theta = 0 (series in theta^2, 24 terms)."""
-    return _series(_DT_COEF, theta * theta, jnp)
+    return _series(_DT_COEF, theta * theta, xp)
 
 
-def big_d(theta):
+def big_d(theta, xp=jnp):
     """D(theta) = sin(theta) - theta cos(theta), without cancellation for small theta."""
-    return theta**3 * d_over_cube(theta)
+    return theta**3 * d_over_cube(theta, xp)
 
 
 def _h_integral(theta):
@@ -167,10 +170,16 @@ def lookup(coefs, rho):
     ``coefs`` is (2*PANELS, DEGREE+1) for one row, giving an array shaped like ``rho``, or
     (k, 2*PANELS, DEGREE+1) for k rows at once, giving k arrays stacked on the last axis.
     """
-    u = jnp.sqrt(1.0 - jnp.abs(rho)) * PANELS
+    return lookup_v(coefs, jnp.sqrt(1.0 - jnp.abs(rho)), rho < 0)
+
+
+def lookup_v(coefs, v, negative):
+    """:func:`lookup` in the panels' own variable: ``v`` = sqrt(1 - |rho|) in [0, 1] and the
+    sign of rho (``negative``), for callers that know v more accurately than rho."""
+    u = v * PANELS
     cell = jnp.clip(jnp.floor(u), 0, PANELS - 1)
     x = 2.0 * (u - cell) - 1.0
-    idx = cell.astype(jnp.int32) + jnp.where(rho < 0, PANELS, 0)
+    idx = cell.astype(jnp.int32) + jnp.where(negative, PANELS, 0)
     c = jnp.moveaxis(coefs, -3, -2)[idx] if coefs.ndim == 3 else coefs[idx]
     if coefs.ndim == 3:
         x = x[..., None]
@@ -230,3 +239,46 @@ def _kernel_jvp(primals, tangents):
     K, d_q, d_n1, d_n2, d_T = kernel_partials(table(T), _correlation(q, n1, n2), n1, n2, T)
     dq, dn1, dn2, dT = tangents
     return K, d_q * dq + d_n1 * dn1 + d_n2 * dn2 + d_T * dT
+
+
+# ----------------------------------------------------------------------------- the NTK
+#
+# A member a min(x, 0) + b max(x, 0) of the family (mean m = (a^2 + b^2)/2, cross
+# c = (a - b)^2 / 2 pi) has Theta_T(a, b) = n_a n_b e^{mT} psi, where psi = Theta / (n_a n_b e^{mt})
+# obeys, along the ReLU angle flow run for the time S = 2 pi c T (docs/theory.md, "The ReLU
+# family's NTK"),
+#     d psi / ds = (D(theta) + (m / c) cos theta - theta psi) / 2 pi,    psi_0 = cos theta_0,
+# linear in psi: psi_S = U_S(theta_0) + (m / c) V_S(theta_0) with
+#     dU/ds = (D(theta) - theta U) / 2 pi,  U_0 = cos theta_0;   dV/ds = (cos theta - theta V) / 2 pi,  V_0 = 0.
+
+NTK_U, NTK_V = 0, 1
+NTK_RTOL = 1e-13  # the ODE behind the NTK table (DOP853); the panels add ~1e-13
+
+
+def _ntk_rhs(s, y):
+    theta, U, V = y.reshape(3, -1)
+    D = big_d(theta, np)
+    return np.concatenate([-D / (2.0 * np.pi * np.sin(theta)), (D - theta * U) / (2.0 * np.pi),
+                           (np.cos(theta) - theta * V) / (2.0 * np.pi)])
+
+
+@functools.lru_cache(maxsize=32)
+def ntk_table(S: float) -> np.ndarray:
+    """U_S and V_S (above) as per-panel monomials: array (2, 2*PANELS, DEGREE+1).
+
+    One DOP853 solve (scipy, rtol ``NTK_RTOL``) of the angle and both NTK parts at every panel
+    node; cached per S. Rows ``NTK_U`` and ``NTK_V``, panels as in :func:`table`.
+    """
+    from scipy.integrate import solve_ivp
+
+    theta0 = _NODES.ravel()
+    U, V = np.cos(theta0), np.zeros_like(theta0)
+    if S > 0:
+        with np.errstate(invalid="ignore", over="ignore"):  # a rejected step may pass pi
+            sol = solve_ivp(_ntk_rhs, (0.0, S), np.concatenate([theta0, U, V]),
+                            method="DOP853", rtol=NTK_RTOL, atol=NTK_RTOL * 1e-2)
+        if not sol.success:  # pragma: no cover - a smooth, bounded flow
+            raise RuntimeError(f"the ReLU NTK table at S={S:g} failed: {sol.message}")
+        _, U, V = sol.y[:, -1].reshape(3, -1)
+    values = np.stack([U, V]).reshape(2, *_NODES.shape)
+    return values @ _TO_MONOMIAL.T

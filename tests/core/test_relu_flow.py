@@ -169,3 +169,47 @@ def test_flow_identities_by_finite_differences(T):
 
     # semigroup property of an autonomous flow
     np.testing.assert_allclose(lib_flow(lib_flow(theta0, T / 3), 2 * T / 3), thetaT, rtol=0, atol=1e-13)
+
+
+# ----------------------------------------------------------------------------- the NTK table
+
+
+def _ntk_reference(theta0, T, a, b):
+    """Theta_T / (n_a n_b) of abrelu(a, b) for unit inputs at angle theta0: the pair flow
+    (q_aa, q_bb, q_ab, Theta) in the covariances, closed-form arc-cosine duals, scipy's DOP853 at
+    rtol 1e-13 (no angle flow, no table)."""
+    from scipy.integrate import solve_ivp
+
+    c, m = (a - b) ** 2 / (2 * np.pi), (a * a + b * b) / 2
+
+    def rhs(t, y):
+        q11, q22, q12, th = y
+        s = np.sqrt(q11 * q22)
+        ang = np.arccos(np.clip(q12 / s, -1.0, 1.0))
+        dual = c * s * np.sin(ang) + (m - c * ang) * q12
+        return [m * q11, m * q22, dual, dual + th * (m - c * ang)]
+
+    y0 = [1.0, 1.0, np.cos(theta0), np.cos(theta0)]
+    return solve_ivp(rhs, (0, T), y0, method="DOP853", rtol=1e-13, atol=1e-15).y[3, -1]
+
+
+@pytest.mark.parametrize("T", [0.01, 1.0, 4.0, 30.0])
+@pytest.mark.parametrize("a,b", [(0.0, 1.0), (0.2, 1.0), (-1.0, 1.0)])
+def test_ntk_table_against_the_pair_flow(T, a, b):
+    """psi_S = U_S + (m/c) V_S from the table, at S = 2 pi c T, against an independent pair flow
+    at angles across (0, pi) (both halves of the panels), and the closed form of the diagonal,
+    e^{mT}(1 + mT)."""
+    c, m = (a - b) ** 2 / (2 * np.pi), (a * a + b * b) / 2
+    theta0 = np.array([0.05, 0.3, 1.0, 1.5, 2.0, 2.8, 3.1])
+    rho = np.cos(theta0)
+    coefs = relu_flow.ntk_table(2 * np.pi * c * T)
+    with x64():
+        v = jnp.sqrt(1.0 - jnp.abs(jnp.asarray(rho)))
+        rows = np.asarray(relu_flow.lookup_v(jnp.asarray(coefs), v, jnp.asarray(rho) < 0))
+        diag = np.asarray(relu_flow.lookup_v(jnp.asarray(coefs), jnp.zeros(1), jnp.zeros(1) < 0))
+    got = np.exp(m * T) * (rows[:, 0] + m / c * rows[:, 1])
+    want = np.array([_ntk_reference(t, T, a, b) for t in theta0])
+    scale = np.exp(m * T) * (1 + m * T)  # the diagonal: the entries' scale
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-11 * scale)
+    np.testing.assert_allclose(np.exp(m * T) * (diag[:, 0] + m / c * diag[:, 1]), scale,
+                               rtol=1e-12)
