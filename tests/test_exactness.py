@@ -76,14 +76,10 @@ def _kernel_tol(name):
 
 # Near-identical pairs (angle ~1e-7) where a dual is not smooth at rho = 1: the ReLU family's
 # derivative dual (pi - theta)/2 pi, step's and sign's duals. An angle recovered from a rounded
-# triple (q_aa, q_bb, q_ab) is off by ~eps / theta (1e-9 at theta = 1e-7). The ReLU family's NTK
-# (finite and infinite depth) and the step's and sign's finite-depth NNGP take the angle from
-# each pair's own difference instead (docs/theory.md, "Nearly parallel pairs"), so they meet the
-# standard tolerance there. The step's and the sign's infinite-depth flows still carry the triple,
-# and they grow an angle like sqrt(theta), so their near pairs are left out at infinite depth
-# (the point duals are tested at them); carrying the pair's distance through those flows too
-# would remove that limit.
-NEAR_NONSMOOTH_INFINITE = ("step", "sign")
+# triple (q_aa, q_bb, q_ab) is off by ~eps / theta (1e-9 at theta = 1e-7), and the step and the
+# sign grow an angle like sqrt(theta). So the values of the ReLU family's NTK and of the step's
+# and sign's NNGP, at finite and infinite depth, take the angle from each pair's own difference
+# (docs/theory.md, "Nearly parallel pairs"): every pair type, the standard tolerance.
 
 
 def rel_err(K, ref, ref_aa, ref_bb):
@@ -144,7 +140,7 @@ def _point(q, kind):
     return q11, q22, q12
 
 
-def _pairs(name, level_index, rotated, config=None):
+def _pairs(name, level_index, rotated):
     """The pair types of one level: all five, or two rotated by level and activation."""
     if rotated:
         k = (level_index + ROTATION.index(name)) % len(PAIR_TYPES)
@@ -152,9 +148,6 @@ def _pairs(name, level_index, rotated, config=None):
         chosen = [kinds[k], kinds[(k + 2) % 5]]
     else:
         chosen = list(PAIR_TYPES)
-    if name in NEAR_NONSMOOTH_INFINITE and config is not None and CONFIGS[config][0] is None \
-            and "near" in chosen:
-        chosen[chosen.index("near")] = "other"  # see NEAR_NONSMOOTH_INFINITE
     if name == "sin" and Q_LEVELS[level_index] >= 1e4 and "other" in chosen:
         # the reference for a generic sine pair at q = 1e4 costs seconds per evaluation (its
         # oscillations need ~1e7 nodes); the point-dual test covers it once
@@ -247,7 +240,7 @@ def _case_pairs(name, config):
         if q not in _levels(name, config):
             continue
         x, bs = _rows(q)
-        for kind in _pairs(name, i, rotated, config):
+        for kind in _pairs(name, i, rotated):
             A.append(x)
             B.append(bs[kind])
             labels.append((q, kind))

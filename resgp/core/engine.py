@@ -14,7 +14,8 @@ picks one path (docs/theory.md):
 * infinite depth, smooth activations: the tabulated flow map of :mod:`resgp.core.flow_table`;
   gradients from its derivative tables, the diagonal from :mod:`resgp.core.diagonal`;
 * otherwise (the ReLU family's NTK gradients, tables that cannot be built): the pair flow of
-  :mod:`resgp.core.limit` for every pair; gradients from its sensitivities.
+  :mod:`resgp.core.limit` for every pair; gradients from its sensitivities (the step's and
+  sign's values: a pair flow carrying each pair's distances).
 
 Gradients are keyed by hyperparameter name and follow from the partials by the chain rule
 through :math:`q_0`: a bias variance moves every entry of :math:`q_0` by one, a weight variance
@@ -449,6 +450,48 @@ def _pair_chunk(q_aa, q_bb, q_ab, parallel, T, b, w, *, act, ntk, names, rtol, a
     return out.T, jnp.max(status)
 
 
+def _order_zero_rhs(cross, mean):
+    """The continuous form of :func:`_order_zero_tile`'s layer (s = 1, g = dt, no shift), for
+    one pair: the state (q_aa, q_bb, q_ab, delta^-, delta^+, G)."""
+    def rhs(y):
+        a, b, q_ab, d_minus, d_plus, G = y
+        live = (a > 0) & (b > 0)
+        near = jnp.arctan2(jnp.sqrt(jnp.maximum(G, 0.0)), jnp.abs(q_ab))
+        positive = q_ab >= 0
+        theta, rest = jnp.where(positive, near, jnp.pi - near), jnp.where(positive, jnp.pi - near,
+                                                                             near)
+        minus = jnp.where(live, cross * theta, 0.0)  # m - dual
+        plus = jnp.where(live, 2.0 * mean - cross * jnp.pi + cross * rest, 0.0)  # m + dual
+        v_a, v_b = jnp.where(a > 0, mean, 0.0), jnp.where(b > 0, mean, 0.0)
+        dG = jnp.where(positive, mean * d_minus + 2.0 * minus * q_ab,
+                       mean * d_plus - 2.0 * plus * q_ab)
+        return (v_a, v_b, 0.5 * (plus - minus), jnp.where(live, 2.0 * minus, v_a + v_b),
+                jnp.where(live, 2.0 * plus, v_a + v_b), jnp.where(live, dG, v_a * b + a * v_b))
+    return rhs
+
+
+@partial(jax.jit, static_argnames=("cross", "mean", "rtol", "atol"))
+def _order_zero_chunk(n_a, n_b, dm, dp, T, *, cross, mean, rtol, atol):
+    """The infinite-depth NNGP of the step or the sign for P flat pairs (norms n, unit rows'
+    |z_a -+ z_b|^2), each pair with its own steps, carrying the distances and the Gram
+    determinant (docs/theory.md, "Nearly parallel pairs"). Returns (P,) values and the worst
+    solver status."""
+    def one(na, nb, m_, p_):
+        nn = na * nb
+        gap = (na - nb) ** 2
+        y0 = (na * na, nb * nb, 0.25 * nn * (p_ - m_), gap + nn * m_, gap + nn * p_,
+              0.25 * nn * nn * m_ * p_)
+        tiny = jnp.maximum(1e-30 * nn, 1e-300)  # delta and G: error control relative to themselves
+        scale = (jnp.maximum(na * na, 1e-300), jnp.maximum(nb * nb, 1e-300),
+                 jnp.maximum(nn, 1e-300), tiny, tiny, tiny * tiny)
+        y, _, info = ode.solve(_order_zero_rhs(cross, mean), y0, T, scale=scale, rtol=rtol,
+                               atol=atol)
+        return y[2], info["status"]
+
+    out, status = jax.vmap(one)(n_a, n_b, dm, dp)
+    return out, jnp.max(status)
+
+
 def _pair_bucket(count):
     """Padded chunk size: powers of two from 16 up to PAIR_CHUNK (few compiled shapes)."""
     return min(PAIR_CHUNK, max(16, 1 << (count - 1).bit_length()))
@@ -583,9 +626,19 @@ def _pair_gram(net, f1, f2, names):
         for start in range(0, idx.size, PAIR_CHUNK):
             sel = work[idx[start:start + PAIR_CHUNK]]
             i, j = I[sel], J[sel]
-            rho = pair_correlations(z1[i], z2[j])
             pad = np.concatenate([np.arange(sel.size),  # padding repeats the first pair
                                   np.zeros(_pair_bucket(sel.size) - sel.size, np.int64)])
+            if not names and order_zero(act) is not None:  # the angle from the pair's difference
+                cross, mean = order_zero(act)
+                res, status = _order_zero_chunk(
+                    n1[i][pad], n2[j][pad], np.sum((z1[i] - z2[j]) ** 2, axis=-1)[pad],
+                    np.sum((z1[i] + z2[j]) ** 2, axis=-1)[pad], T, cross=cross, mean=mean,
+                    rtol=net.rtol, atol=net.atol)
+                limit.host_status({"status": status},
+                                  f"the infinite-depth flow of activation {act.name!r}")
+                out[0, sel] = np.asarray(res)[:sel.size]
+                continue
+            rho = pair_correlations(z1[i], z2[j])
             qa, qb = n1[i][pad] ** 2, n2[j][pad] ** 2
             qab = (n1[i] * n2[j] * rho)[pad]
             # the ReLU family keeps exactly parallel pairs parallel (degree-one homogeneous)
