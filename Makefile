@@ -31,7 +31,7 @@ demo: $(VENV)/.installed
 PYTEST = -m pytest -q -p no:cacheprovider -n 2
 test: $(VENV)/.installed
 	$(VENV)/bin/python $(PYTEST) tests/core tests/test_kernels.py tests/test_validation.py tests/test_defaults.py tests/test_makefile.py tests/test_reliability.py tests/test_jax_runtime.py tests/test_docstrings.py
-	$(VENV)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_ard.py tests/test_estimators.py tests/experiments tests/test_matrix_free.py
+	$(VENV)/bin/python $(PYTEST) tests/test_sklearn_kernel.py tests/test_ard.py tests/test_estimators.py tests/test_likelihood.py tests/experiments tests/test_matrix_free.py
 	$(VENV)/bin/python $(PYTEST) tests/test_exactness.py
 	$(VENV)/bin/python $(PYTEST) tests/gpjax
 	$(VENV)/bin/python $(PYTEST) tests/nt
