@@ -372,25 +372,19 @@ def _relu_partials(rho, n1, n2, coefs, T):
             jnp.where(positive, growth * R_rho, 0.0))
 
 
-@partial(jax.jit, static_argnames=("d_T",))
-def _relu_ntk_value(d_minus, d_plus, n1, n2, coefs, growth, ratio, mean, speed, *, d_T):
+@jax.jit
+def _relu_ntk_value(d_minus, d_plus, n1, n2, coefs, growth, ratio):
     """NTK of the ReLU family at infinite depth: growth n_a n_b (U + ratio V) at v = sqrt(1 - |rho|)
     = sqrt(min(|z_a - z_b|^2, |z_a + z_b|^2) / 2) (relu_flow's NTK table; :func:`_differences`,
-    exact to rounding for near-identical pairs); ``d_T``: also dK/dT = growth n_a n_b (m psi +
-    2 pi c psi_S), ``speed`` = dS/dT = 2 pi c."""
+    exact to rounding for near-identical pairs)."""
     rows = relu_flow.lookup_v(coefs, jnp.sqrt(0.5 * jnp.minimum(d_minus, d_plus)),
                               d_plus < d_minus)
-    scale = growth * n1[:, None] * n2[None, :]
-    psi = rows[..., relu_flow.NTK_U] + ratio * rows[..., relu_flow.NTK_V]
-    if not d_T:
-        return (scale * psi)[None]
-    rate = rows[..., relu_flow.NTK_U_S] + ratio * rows[..., relu_flow.NTK_V_S]
-    return jnp.stack([scale * psi, scale * (mean * psi + speed * rate)])
+    return growth * n1[:, None] * n2[None, :] * (rows[..., relu_flow.NTK_U]
+                                                 + ratio * rows[..., relu_flow.NTK_V])
 
 
-def _relu_ntk_tile(z1, n1, z2, n2, *, diagonal, coefs, growth, ratio, mean, speed, d_T):
-    return np.asarray(_relu_ntk_value(*_differences(z1, z2), n1, n2, coefs, growth, ratio,
-                                      mean, speed, d_T=d_T))
+def _relu_ntk_tile(z1, n1, z2, n2, *, diagonal, coefs, growth, ratio):
+    return np.asarray(_relu_ntk_value(*_differences(z1, z2), n1, n2, coefs, growth, ratio))[None]
 
 
 def _relu_tile(z1, n1, z2, n2, *, diagonal, coefs, T, b, w, names):
@@ -776,12 +770,11 @@ def _tile_function(net, names):
                      rules=_series_rules(act), ntk=net.ntk, names=names,
                      architecture=net.architecture)
         return fn, None, True
-    if net.ntk and names in ((), ("branch_variance",)) and family is not None and family[0] > 0:
+    if net.ntk and not names and family is not None and family[0] > 0:
         cross, mean = family  # the angle flow runs for S = 2 pi c T (relu_flow, "the NTK")
         coefs = jnp.asarray(relu_flow.ntk_table(2.0 * np.pi * cross * float(T)))
         return partial(_relu_ntk_tile, coefs=coefs, growth=jnp.float64(np.exp(mean * T)),
-                       ratio=jnp.float64(mean / cross), mean=jnp.float64(mean),
-                       speed=jnp.float64(2.0 * np.pi * cross), d_T=bool(names)), None, True
+                       ratio=jnp.float64(mean / cross)), None, True
     if act is RELU and not net.ntk:
         T = jnp.float64(T)
         return partial(_relu_tile, coefs=_relu_table(T), T=T, b=b, w=w, names=names), None, True

@@ -251,7 +251,7 @@ def _kernel_jvp(primals, tangents):
 # linear in psi: psi_S = U_S(theta_0) + (m / c) V_S(theta_0) with
 #     dU/ds = (D(theta) - theta U) / 2 pi,  U_0 = cos theta_0;   dV/ds = (cos theta - theta V) / 2 pi,  V_0 = 0.
 
-NTK_U, NTK_V, NTK_U_S, NTK_V_S = 0, 1, 2, 3  # U, V and their S-derivatives (the ODE's rates)
+NTK_U, NTK_V = 0, 1
 NTK_RTOL = 1e-13  # the ODE behind the NTK table (DOP853); the panels add ~1e-13
 
 
@@ -264,24 +264,21 @@ def _ntk_rhs(s, y):
 
 @functools.lru_cache(maxsize=32)
 def ntk_table(S: float) -> np.ndarray:
-    """U_S and V_S (above) and their S-derivatives as per-panel monomials: array
-    (4, 2*PANELS, DEGREE+1).
+    """U_S and V_S (above) as per-panel monomials: array (2, 2*PANELS, DEGREE+1).
 
     One DOP853 solve (scipy, rtol ``NTK_RTOL``) of the angle and both NTK parts at every panel
-    node; cached per S. Rows ``NTK_U``, ``NTK_V``, ``NTK_U_S``, ``NTK_V_S`` (the right-hand
-    sides at S, for the branch-variance gradient), panels as in :func:`table`.
+    node; cached per S. Rows ``NTK_U`` and ``NTK_V``, panels as in :func:`table`.
     """
     from scipy.integrate import solve_ivp
 
     theta0 = _NODES.ravel()
-    theta, U, V = theta0, np.cos(theta0), np.zeros_like(theta0)
+    U, V = np.cos(theta0), np.zeros_like(theta0)
     if S > 0:
         with np.errstate(invalid="ignore", over="ignore"):  # a rejected step may pass pi
             sol = solve_ivp(_ntk_rhs, (0.0, S), np.concatenate([theta0, U, V]),
                             method="DOP853", rtol=NTK_RTOL, atol=NTK_RTOL * 1e-2)
         if not sol.success:  # pragma: no cover - a smooth, bounded flow
             raise RuntimeError(f"the ReLU NTK table at S={S:g} failed: {sol.message}")
-        theta, U, V = sol.y[:, -1].reshape(3, -1)
-    rates = _ntk_rhs(S, np.concatenate([theta, U, V])).reshape(3, -1)[1:]
-    values = np.concatenate([np.stack([U, V]), rates]).reshape(4, *_NODES.shape)
+        _, U, V = sol.y[:, -1].reshape(3, -1)
+    values = np.stack([U, V]).reshape(2, *_NODES.shape)
     return values @ _TO_MONOMIAL.T
