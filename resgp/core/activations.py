@@ -229,7 +229,7 @@ def _smooth_angle_jvp(primals, tangents):
 
 
 def _family_constants(a, b):
-    """(cross, mean) of :math:`a\min(x,0) + b\max(x,0)`: :math:`(a-b)^2/2\pi`, :math:`(a^2+b^2)/2`."""
+    r"""(cross, mean) of :math:`a\min(x,0) + b\max(x,0)`: :math:`(a-b)^2/2\pi`, :math:`(a^2+b^2)/2`."""
     return (a - b) ** 2 / (2.0 * math.pi), (a * a + b * b) / 2.0
 
 
@@ -307,7 +307,7 @@ def _real(name, value):
 
 
 def relu_family(act):
-    """(cross c, mean m) of a member :math:`a\min(x,0) + b\max(x,0)` of the ReLU family
+    r"""(cross c, mean m) of a member :math:`a\min(x,0) + b\max(x,0)` of the ReLU family
     (:math:`c = (a-b)^2/2\pi`, :math:`m = (a^2+b^2)/2`), None for any other activation."""
     if not (act.homogeneous and act.spec and act.spec[0] == "abrelu"):
         return None

@@ -265,7 +265,7 @@ STEP = rectified_monomial(0)
 
 
 def order_zero(act):
-    """(cross c, mean m) of the step and the sign, whose duals are :math:`m - c\theta` at
+    r"""(cross c, mean m) of the step and the sign, whose duals are :math:`m - c\theta` at
     positive variances (step: :math:`(1/2\pi, 1/2)`, sign: :math:`(2/\pi, 1)`); None otherwise."""
     if act is STEP:
         return 1.0 / _TWO_PI, 0.5

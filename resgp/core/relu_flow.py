@@ -175,18 +175,24 @@ def lookup(coefs, rho):
 
 def lookup_v(coefs, v, negative):
     """:func:`lookup` in the panels' own variable: ``v`` = sqrt(1 - |rho|) in [0, 1] and the
-    sign of rho (``negative``), for callers that know v more accurately than rho."""
+    sign of rho (``negative``), for callers that know v more accurately than rho.
+
+    Each coefficient is gathered from its own contiguous (2*PANELS,) column (one 1-D ``take``
+    per coefficient and row): on XLA:CPU twice as fast as one gather of whole table rows."""
     u = v * PANELS
     cell = jnp.clip(jnp.floor(u), 0, PANELS - 1)
     x = 2.0 * (u - cell) - 1.0
     idx = cell.astype(jnp.int32) + jnp.where(negative, PANELS, 0)
-    c = jnp.moveaxis(coefs, -3, -2)[idx] if coefs.ndim == 3 else coefs[idx]
+
+    def horner(c):  # c (2*PANELS, DEGREE+1): one row
+        acc = jnp.take(c[:, DEGREE], idx)
+        for k in range(DEGREE - 1, -1, -1):
+            acc = acc * x + jnp.take(c[:, k], idx)
+        return acc
+
     if coefs.ndim == 3:
-        x = x[..., None]
-    acc = c[..., DEGREE]
-    for k in range(DEGREE - 1, -1, -1):
-        acc = acc * x + c[..., k]
-    return acc
+        return jnp.stack([horner(c) for c in coefs], axis=-1)
+    return horner(coefs)
 
 
 # ----------------------------------------------------------------------------- kernel entries

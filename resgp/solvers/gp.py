@@ -57,7 +57,7 @@ class SolverSettings:
     progress : callable or None
         ``progress(iteration, residual)`` after every CG iteration.
     mesh : jax.sharding.Mesh or None
-        Split the rows of the CG products over this mesh's devices
+        Split the tiles of the CG products over this mesh's devices
         (:func:`resgp.solvers.sharding.device_mesh`); None: one device.
     """
 

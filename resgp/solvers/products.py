@@ -1,9 +1,11 @@
 r"""Matrix-free kernel products :math:`K(X, X) V` and :math:`K(X_*, X) V`, tile by tile.
 
-The kernel matrix is never formed: rows of the output are computed in row tiles
-(``jax.lax.map``), each summing its column tiles (``jax.lax.scan``), so at most one
-(tile, tile) block of the kernel and its intermediates is alive at a time; memory is
-O(N m + tile^2) for N inputs and m right-hand sides (docs/theory.md, "Matrix-free inference").
+The kernel matrix is never formed: :math:`K(X, X) V` sums over the tile pairs on and above the
+diagonal, each evaluated once and used for both of its blocks (:func:`symmetric_product`), and
+:math:`K(X_*, X) V` computes row tiles (``jax.lax.map``), each summing its column tiles
+(``jax.lax.scan``, :func:`tiled_product`); at most one (tile, tile) block of the kernel and its
+intermediates is alive at a time, so memory is O(N m + tile^2) for N inputs and m right-hand
+sides (docs/theory.md, "Matrix-free inference").
 Every tile is :func:`resgp.core.traceable.kernel_matrix`, the same math as every other entry
 point, so any kernel the traceable core supports works here (ReLU at infinite and finite
 depth, NNGP and NTK; other activations through the traceable flow map, more slowly).
@@ -32,7 +34,8 @@ from ..core import traceable
 from ..core.x64 import float64
 
 __all__ = ["HYPERPARAMETERS", "TILE", "hyperparameters", "kernel_product", "cross_product",
-           "kernel_diagonal", "bilinear_gradient", "tiled_product", "static_network"]
+           "kernel_diagonal", "bilinear_gradient", "tiled_product", "symmetric_product",
+           "tile_pairs", "static_network"]
 
 TILE = 256  # rows (and columns) of one kernel tile: 256^2 entries, a few MB of intermediates
 HYPERPARAMETERS = ("amplitude", "noise_variance", "branch_variance", "weight_variance",
@@ -102,7 +105,12 @@ def _tiles(A, tile):
     return jnp.concatenate([A, pad]).reshape((rows // tile, tile) + A.shape[1:])
 
 
-def tiled_product(tile_fn, A, B, V, tile=TILE, diagonal_fn=None, row_offset=0):
+def _padded(V, rows):
+    """V (p, m) with zero rows appended, to ``rows`` rows in all."""
+    return jnp.concatenate([V, jnp.zeros((rows - V.shape[0], V.shape[1]), V.dtype)])
+
+
+def tiled_product(tile_fn, A, B, V, tile=TILE):
     r""":math:`\sum_j F(A, B_j) V_j`: a (n, m) product with a (n, p) matrix given by tiles.
 
     Parameters
@@ -118,44 +126,106 @@ def tiled_product(tile_fn, A, B, V, tile=TILE, diagonal_fn=None, row_offset=0):
         Right-hand sides.
     tile : int
         Rows and columns of one tile.
-    diagonal_fn : callable or None
-        With B the same array as A (K(X, X)): ``diagonal_fn(a (t, d)) -> (t,)``, the exact
-        entries F(x, x) put on the diagonal of the diagonal tiles (the cross formula rounds
-        q(x, x) differently, and the NTK's derivative dual has a square-root singularity at
-        correlation 1: 1e-8 errors there otherwise).
-    row_offset : int or traced int
-        Index of A's first tile among the tiles of B (A a block of rows of B, as on one
-        device of :mod:`resgp.solvers.sharding`); 0 otherwise.
 
     Returns
     -------
     out : array (n, m)
     """
-    n, (p, m) = A.shape[0], V.shape
+    n, m = A.shape[0], V.shape[1]
     At, Bt = _tiles(A, tile), _tiles(B, tile)
-    Vt = jnp.concatenate([V, jnp.zeros((Bt.shape[0] * tile - p, m), V.dtype)]).reshape(
-        Bt.shape[0], tile, m)
+    Vt = _padded(V, Bt.shape[0] * tile).reshape(Bt.shape[0], tile, m)
+    block = jax.checkpoint(lambda a, b, v: tile_fn(a, b) @ v)
 
-    def block(a, b, v, same):
-        F = tile_fn(a, b)
-        if diagonal_fn is not None:
-            idx = jnp.arange(tile)
-            F = F.at[idx, idx].set(jnp.where(same, diagonal_fn(a), F[idx, idx]))
-        return F @ v
+    def row(a):
+        def column(acc, bv):
+            return acc + block(a, *bv), None
+
+        return jax.lax.scan(column, jnp.zeros((tile, m), V.dtype), (Bt, Vt))[0]
+
+    return jax.lax.map(row, At).reshape(-1, m)[:n]
+
+
+def tile_pairs(n_tiles, parts=1):
+    """The tile pairs (i, j), i <= j, of a symmetric matrix, row by row, split into ``parts``.
+
+    Parameters
+    ----------
+    n_tiles : int
+        Row (and column) tiles.
+    parts : int, default=1
+        The list is padded to a multiple of ``parts`` with weight-0 copies of (0, 0), so that
+        it splits into equal contiguous shares (one per device).
+
+    Returns
+    -------
+    i, j : ndarray of int (P,)
+        Row and column tile of each pair.
+    weight : ndarray (P,)
+        1.0 for a real pair, 0.0 for padding.
+    """
+    i, j = np.triu_indices(n_tiles)
+    pad = (-len(i)) % parts
+    zeros = np.zeros(pad, dtype=i.dtype)
+    return (np.concatenate([i, zeros]), np.concatenate([j, zeros]),
+            np.concatenate([np.ones(len(i)), np.zeros(pad)]))
+
+
+def symmetric_product(tile_fn, X, V, tile=TILE, diagonal=None, pairs=None):
+    r""":math:`F(X, X) V` for a symmetric F, from the tiles on and above the diagonal only.
+
+    Each pair of tiles :math:`i < j` is evaluated once and used twice,
+    :math:`(FV)_i \mathrel{+}= F_{ij} V_j` and :math:`(FV)_j \mathrel{+}= F_{ij}^\top V_i`;
+    a diagonal tile adds :math:`\tfrac12 (F_{ii} + F_{ii}^\top) V_i`. So half the kernel
+    entries of :func:`tiled_product` are computed, and the operator is exactly symmetric:
+    with V = I the result equals its transpose bit for bit (what CG and Lanczos assume).
+    Memory: the (N, m) output and one tile.
+
+    Parameters
+    ----------
+    tile_fn : callable
+        ``tile_fn(a (t, d), b (t, d)) -> (t, t)``, traceable.
+    X : array (N, d)
+        Inputs (rows and columns).
+    V : array (N, m)
+        Right-hand sides.
+    tile : int
+        Rows and columns of one tile.
+    diagonal : array (N,) or None
+        The exact entries F(x, x), put on the diagonal (the cross formula rounds q(x, x)
+        differently, and the NTK's derivative dual has a square-root singularity at
+        correlation 1: 1e-8 errors there otherwise); None: F's own.
+    pairs : tuple of arrays or None
+        ``(i, j, weight)`` from :func:`tile_pairs`, or a share of them (one device's, in
+        :mod:`resgp.solvers.sharding`, whose shares are then summed); None: all pairs.
+
+    Returns
+    -------
+    out : array (N, m)
+    """
+    n, m = V.shape
+    Xt = _tiles(X, tile)
+    n_t = Xt.shape[0]
+    Vt = _padded(V, n_t * tile).reshape(n_t, tile, m)
+    I, J, W = (jnp.asarray(a) for a in (tile_pairs(n_t) if pairs is None else pairs))
+    Dt = None if diagonal is None else _padded(diagonal[:, None], n_t * tile).reshape(n_t, tile)
+    idx = jnp.arange(tile)
+
+    def block(i, j, w):
+        F = tile_fn(Xt[i], Xt[j])
+        if Dt is not None:
+            F = F.at[idx, idx].set(jnp.where(i == j, Dt[i], F[idx, idx]))
+        return w * (F @ Vt[j]), w * (F.T @ Vt[i])
 
     block = jax.checkpoint(block)
 
-    def row(ia):
-        i, a = ia
+    def step(out, ijw):
+        i, j, _ = ijw
+        left, right = block(*ijw)
+        out = out.at[i].add(jnp.where(i == j, 0.5 * (left + right), left))
+        return out.at[j].add(jnp.where(i == j, 0.0, right)), None
 
-        def column(acc, jbv):
-            j, b, v = jbv
-            return acc + block(a, b, v, i + row_offset == j), None
-
-        cols = (jnp.arange(Bt.shape[0]), Bt, Vt)
-        return jax.lax.scan(column, jnp.zeros((tile, m), V.dtype), cols)[0]
-
-    return jax.lax.map(row, (jnp.arange(At.shape[0]), At)).reshape(-1, m)[:n]
+    out = jax.lax.scan(step, jnp.zeros((n_t, tile, m), V.dtype), (I, J, W))[0]
+    return out.reshape(-1, m)[:n]
 
 
 def _kernel_tile(net, h):
@@ -172,8 +242,8 @@ def _diagonal_tile(net, h):
 
 @partial(jax.jit, static_argnames=("net", "tile"))
 def _gram(net, h, X, V, tile):
-    return h["amplitude"] * tiled_product(_kernel_tile(net, h), X, X, V, tile,
-                                               _diagonal_tile(net, h)) + \
+    return h["amplitude"] * symmetric_product(_kernel_tile(net, h), X, V, tile,
+                                              _diagonal_tile(net, h)(X)) + \
         h["noise_variance"] * V
 
 
@@ -276,8 +346,8 @@ def _bilinear_kernel_grad(net, h, X, U, W, tile):
 
     def f(kh):
         full = dict(h, **kh)
-        return jnp.vdot(U, tiled_product(_kernel_tile(net, full), X, X, W, tile,
-                                              _diagonal_tile(net, full)))
+        return jnp.vdot(U, symmetric_product(_kernel_tile(net, full), X, W, tile,
+                                             _diagonal_tile(net, full)(X)))
 
     return f(kern), jax.jacfwd(f)(kern)
 

@@ -1,9 +1,9 @@
-r"""The tiled kernel product with the rows of X split over devices (``shard_map``).
+r"""The tiled kernel product with its tiles split over devices (``shard_map``).
 
-Each device holds a contiguous block of the rows of the output (its rows of X), all of X and
-V, and computes its block of :math:`(a K(X, X) + s I) V` with the same tiled loop as one
-device (:func:`resgp.solvers.products.tiled_product`); the blocks are concatenated. The same
-code runs on one CPU, several GPUs, or several hosts after ``jax.distributed.initialize()``
+The tile pairs (i <= j) of :math:`K(X, X)` (:func:`resgp.solvers.products.tile_pairs`) are
+split into equal contiguous shares, one per device; each device holds all of X and V, runs the
+same symmetric tiled loop as one device (:func:`resgp.solvers.products.symmetric_product`) over
+its share, and the partial products are summed (``psum``). The same code runs on one CPU, several GPUs, or several hosts after ``jax.distributed.initialize()``
 (a mesh over ``jax.devices()``). ``jax.shard_map`` (jax >= 0.6) or
 ``jax.experimental.shard_map.shard_map`` (jax 0.5), whichever exists.
 """
@@ -18,11 +18,12 @@ import numpy as np
 from jax.sharding import Mesh, PartitionSpec
 
 from ..core.x64 import float64
-from .products import TILE, _as_2d, _diagonal_tile, _kernel_tile, static_network, tiled_product
+from .products import (TILE, _as_2d, _diagonal_tile, _kernel_tile, static_network,
+                       symmetric_product, tile_pairs)
 
 __all__ = ["device_mesh", "sharded_kernel_product"]
 
-AXIS = "rows"
+AXIS = "tiles"
 
 if hasattr(jax, "shard_map"):  # jax >= 0.6
     shard_map = jax.shard_map
@@ -31,16 +32,16 @@ else:  # pragma: no cover - jax 0.5
     from jax.experimental.shard_map import shard_map
     _NO_CHECK = {"check_rep": False}
 # the replication check has no rule for while loops (jax 0.5) and cannot see that the
-# replicated X, V stay replicated; the output is sharded by construction, so it is off
+# replicated X, V stay replicated; the output is replicated by the psum, so it is off
 
 
 def device_mesh(devices=None):
-    """A 1-D mesh (axis ``"rows"``) over ``devices`` (default: all of ``jax.devices()``).
+    """A 1-D mesh (axis ``"tiles"``) over ``devices`` (default: all of ``jax.devices()``).
 
     Parameters
     ----------
     devices : sequence of jax.Device or None
-        The devices the rows are split over.
+        The devices the tiles are split over.
 
     Returns
     -------
@@ -51,27 +52,21 @@ def device_mesh(devices=None):
 
 @partial(jax.jit, static_argnames=("net", "tile", "mesh"))
 def _sharded(net, h, X, V, tile, mesh):
-    n_dev = mesh.devices.size
-    n = X.shape[0]
-    rows = -(-n // (n_dev * tile)) * n_dev * tile  # every device gets whole tiles
-    Xr = jnp.concatenate([X, jnp.broadcast_to(X[:1], (rows - n, X.shape[1]))])
-    Vr = jnp.concatenate([V, jnp.zeros((rows - n, V.shape[1]), V.dtype)])
+    pairs = tuple(jnp.asarray(a) for a in tile_pairs(-(-X.shape[0] // tile), mesh.devices.size))
+    diagonal = _diagonal_tile(net, h)(X)
 
-    per_device = rows // (n_dev * tile)  # tiles per device
-
-    def block(x_rows, v_rows, X_all, V_all):
-        offset = jax.lax.axis_index(AXIS) * per_device  # global index of the first row tile
-        K_V = tiled_product(_kernel_tile(net, h), x_rows, X_all, V_all, tile,
-                            _diagonal_tile(net, h), offset)
-        return h["amplitude"] * K_V + h["noise_variance"] * v_rows
+    def share(i, j, w, X_all, V_all, D_all):
+        K_V = symmetric_product(_kernel_tile(net, h), X_all, V_all, tile, D_all, (i, j, w))
+        return jax.lax.psum(K_V, AXIS)
 
     spec, rep = PartitionSpec(AXIS), PartitionSpec()
-    f = shard_map(block, mesh=mesh, in_specs=(spec, spec, rep, rep), out_specs=spec, **_NO_CHECK)
-    return f(Xr, Vr, X, V)[:n]
+    f = shard_map(share, mesh=mesh, in_specs=(spec, spec, spec, rep, rep, rep), out_specs=rep,
+                  **_NO_CHECK)
+    return h["amplitude"] * f(*pairs, X, V, diagonal) + h["noise_variance"] * V
 
 
 def sharded_kernel_product(net, h, X, V, mesh=None, tile=TILE):
-    r""":math:`(a K(X, X) + s I) V` with the rows split over the devices of ``mesh``.
+    r""":math:`(a K(X, X) + s I) V` with the tiles split over the devices of ``mesh``.
 
     Parameters
     ----------
@@ -84,7 +79,7 @@ def sharded_kernel_product(net, h, X, V, mesh=None, tile=TILE):
     V : array (N,) or (N, m)
         Right-hand sides.
     mesh : jax.sharding.Mesh or None
-        A 1-D mesh with axis ``"rows"`` (:func:`device_mesh`); None: all devices.
+        A 1-D mesh with axis ``"tiles"`` (:func:`device_mesh`); None: all devices.
     tile : int, default=TILE
         Rows and columns of one kernel tile.
 
