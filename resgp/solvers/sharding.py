@@ -3,8 +3,9 @@ r"""The tiled kernel product with its tiles split over devices (``shard_map``).
 The tile pairs (i <= j) of :math:`K(X, X)` (:func:`resgp.solvers.products.tile_pairs`) are
 split into equal contiguous shares, one per device; each device holds all of X and V, runs the
 same symmetric tiled loop as one device (:func:`resgp.solvers.products.symmetric_product`) over
-its share, and the partial products are summed (``psum``). The same code runs on one CPU, several GPUs, or several hosts after ``jax.distributed.initialize()``
-(a mesh over ``jax.devices()``). ``jax.shard_map`` (jax >= 0.6) or
+its share, and the partial products are summed (``psum``). The same code runs on one CPU,
+several GPUs, or several hosts after ``jax.distributed.initialize()`` (a mesh over
+``jax.devices()``). ``jax.shard_map`` (jax >= 0.6) or
 ``jax.experimental.shard_map.shard_map`` (jax 0.5), whichever exists.
 """
 
